@@ -1,0 +1,73 @@
+"""persist_hooks: archive Python objects as importable, human-readable Python packages.
+
+The public API is listed once, in ``__all__``; names are imported on first use
+(PEP 562), so ``import persist_hooks`` is cheap and has no side effects — the
+import hook installed at start-up relies on that.
+
+Example:
+    >>> import persist_hooks as ph
+    >>> a = ph.Archive()
+    >>> a.insert(x=[1, 2])
+    ['x']
+    >>> ph.restore(str(a))
+    {'x': [1, 2]}
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "Archive": "persist_hooks.archive",
+    "restore": "persist_hooks.archive",
+    "Rep": "persist_hooks.rep",
+    "hookimpl": "persist_hooks.hookspecs",
+    "hookspec": "persist_hooks.hookspecs",
+    "backends": "persist_hooks.plugins",
+    "representers": "persist_hooks.plugins",
+    "ArchiveError": "persist_hooks.errors",
+    "BackendError": "persist_hooks.errors",
+    "DuplicateError": "persist_hooks.errors",
+    "FormatError": "persist_hooks.errors",
+    "LockTimeout": "persist_hooks.errors",
+    "ReadOnlyError": "persist_hooks.errors",
+    "UnbuildableCycleError": "persist_hooks.errors",
+    "UnrepresentableError": "persist_hooks.errors",
+    "UnsafeArchiveError": "persist_hooks.errors",
+}
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:
+    from .archive import Archive, restore
+    from .errors import (
+        ArchiveError,
+        BackendError,
+        DuplicateError,
+        FormatError,
+        LockTimeout,
+        ReadOnlyError,
+        UnbuildableCycleError,
+        UnrepresentableError,
+        UnsafeArchiveError,
+    )
+    from .hookspecs import hookimpl, hookspec
+    from .plugins import backends, representers
+    from .rep import Rep
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'persist_hooks' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,66 @@
+"""Run archive source back into objects (plain ``exec`` with the garbage collector paused)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Mapping, MutableMapping
+from types import CodeType
+from typing import Any
+
+__all__ = ["ARRAYS_NAME", "restore", "run_code"]
+
+ARRAYS_NAME = "_arrays"
+"""The name archive source uses for its array table."""
+
+
+def run_code(code: CodeType | str, namespace: MutableMapping[str, Any]) -> None:
+    """Execute compiled archive source in ``namespace`` with the collector paused.
+
+    Archive source builds many containers in a row; CPython's cyclic collector
+    would otherwise run repeatedly over them (measured 7x slower loads).
+
+    Example:
+        >>> ns: dict = {}
+        >>> run_code("x = [1, 2]", ns)
+        >>> ns["x"]
+        [1, 2]
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        exec(code, namespace)  # noqa: S102 - trusted archive source, see safe loading
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def restore(
+    src: str,
+    env: MutableMapping[str, Any] | None = None,
+    arrays: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Execute archive source and return the names it defines.
+
+    ``env`` is the namespace to run in (a fresh one by default; it is updated in
+    place), ``arrays`` the array table the source refers to as ``_arrays``
+    (``Archive.data`` before saving).
+
+    Example:
+        >>> import persist_hooks as ph
+        >>> a = ph.Archive(); _ = a.insert(x=[1, 2], y="y")
+        >>> restore(str(a))
+        {'x': [1, 2], 'y': 'y'}
+    """
+    namespace: MutableMapping[str, Any] = {} if env is None else env
+    before = set(namespace)
+    had_arrays = ARRAYS_NAME in namespace
+    if arrays is not None:
+        namespace[ARRAYS_NAME] = arrays
+    run_code(compile(src, "<archive>", "exec"), namespace)
+    if arrays is not None and not had_arrays:
+        namespace.pop(ARRAYS_NAME, None)
+    return {
+        key: value
+        for key, value in namespace.items()
+        if key not in before and not key.startswith("_")
+    }
