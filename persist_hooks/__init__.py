@@ -42,21 +42,22 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
-    from .archive import Archive, restore
-    from .errors import (
-        ArchiveError,
-        BackendError,
-        DuplicateError,
-        FormatError,
-        LockTimeout,
-        ReadOnlyError,
-        UnbuildableCycleError,
-        UnrepresentableError,
-        UnsafeArchiveError,
-    )
-    from .hookspecs import hookimpl, hookspec
-    from .plugins import backends, representers
-    from .rep import Rep
+    from .archive import Archive as Archive
+    from .archive.restore import restore as restore
+    from .errors import ArchiveError as ArchiveError
+    from .errors import BackendError as BackendError
+    from .errors import DuplicateError as DuplicateError
+    from .errors import FormatError as FormatError
+    from .errors import LockTimeout as LockTimeout
+    from .errors import ReadOnlyError as ReadOnlyError
+    from .errors import UnbuildableCycleError as UnbuildableCycleError
+    from .errors import UnrepresentableError as UnrepresentableError
+    from .errors import UnsafeArchiveError as UnsafeArchiveError
+    from .hookspecs import hookimpl as hookimpl
+    from .hookspecs import hookspec as hookspec
+    from .plugins import backends as backends
+    from .plugins import representers as representers
+    from .rep import Rep as Rep
 
 
 def __getattr__(name: str) -> Any:

@@ -41,7 +41,7 @@ constructor needs the cycle) cannot be built and is reported as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar, cast
 
 import pluggy
@@ -54,7 +54,7 @@ __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 PROJECT = "persist_hooks"
 
-_F = TypeVar("_F")
+_F = TypeVar("_F", bound=Callable[..., object])
 _hookspec = pluggy.HookspecMarker(PROJECT)
 _hookimpl = pluggy.HookimplMarker(PROJECT)
 

@@ -13,9 +13,9 @@ import importlib
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -33,10 +33,10 @@ __all__ = [
     "backends",
     "plugin_manager",
     "register",
+    "representer_chain",
     "representer_for",
     "representers",
     "reset",
-    "representer_chain",
     "safe_callables",
     "unregister",
 ]
@@ -99,7 +99,8 @@ class _Host:
             merged: dict[type | str, tuple[Representer, str]] = {}
             # hookimpls come in registration order: merging in that order lets later win
             for impl in self.pm.hook.persist_hooks_representers.get_hookimpls():
-                for key, rep in impl.function().items():
+                table = cast("Mapping[type | str, Representer]", impl.function())
+                for key, rep in table.items():
                     merged[key] = (rep, impl.plugin_name)
             self._representers = merged
         return self._representers

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -27,9 +27,12 @@ class Rep:
     may also say how to build them in two phases: ``new`` is an expression that
     creates the object before its contents exist (it may use those ``args``
     that cannot refer back, typically none), and ``fill`` is one or more
-    statements that complete it, with the object bound to ``self``.  The
-    archive uses the one-phase ``expr`` whenever it can and the two phases only
-    to close a cycle.
+    statements (separated by newlines or ``;``) that complete it, with the
+    object bound to ``self``.  The archive uses the one-phase ``expr`` whenever
+    it can and the two phases only to close a cycle.  A ``fill`` without
+    ``new`` means the object is always built in two phases: ``expr`` creates it
+    and ``fill`` completes it (the form used for objects rebuilt through
+    ``__reduce_ex__``).
 
     Example:
         >>> from fractions import Fraction
@@ -57,8 +60,8 @@ class Rep:
     ) -> None:
         if not isinstance(expr, str):
             raise TypeError(f"Rep.expr must be a str, not {type(expr).__name__}")
-        if (new is None) != (fill is None):
-            raise ValueError("Rep needs both `new` and `fill`, or neither")
+        if new is not None and fill is None:
+            raise ValueError("Rep(new=...) needs `fill` too: the statements that complete the object")
         imps = tuple(tuple(i) for i in imports)
         for imp in imps:
             if len(imp) not in (2, 3) or not all(isinstance(p, str) for p in imp):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from types import CodeType
 from typing import Any
 
@@ -13,7 +13,7 @@ ARRAYS_NAME = "_arrays"
 """The name archive source uses for its array table."""
 
 
-def run_code(code: CodeType | str, namespace: MutableMapping[str, Any]) -> None:
+def run_code(code: CodeType | str, namespace: dict[str, Any]) -> None:
     """Execute compiled archive source in ``namespace`` with the collector paused.
 
     Archive source builds many containers in a row; CPython's cyclic collector
@@ -28,7 +28,7 @@ def run_code(code: CodeType | str, namespace: MutableMapping[str, Any]) -> None:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        exec(code, namespace)  # noqa: S102 - trusted archive source, see safe loading
+        exec(code, namespace)
     finally:
         if enabled:
             gc.enable()
@@ -36,7 +36,7 @@ def run_code(code: CodeType | str, namespace: MutableMapping[str, Any]) -> None:
 
 def restore(
     src: str,
-    env: MutableMapping[str, Any] | None = None,
+    env: dict[str, Any] | None = None,
     arrays: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Execute archive source and return the names it defines.
@@ -51,7 +51,7 @@ def restore(
         >>> restore(str(a))
         {'x': [1, 2], 'y': 'y'}
     """
-    namespace: MutableMapping[str, Any] = {} if env is None else env
+    namespace: dict[str, Any] = {} if env is None else env
     before = set(namespace)
     had_arrays = ARRAYS_NAME in namespace
     if arrays is not None:

@@ -1,0 +1,385 @@
+"""Turn walked nodes into Python source: dependency order, cycle closing, scoped or flat text.
+
+Ordering is one iterative depth-first pass.  An object is built after its
+children.  When a child turns out to be in progress (a reference cycle), the
+cycle is closed at that child if it can be built in two phases (lists, dicts,
+sets, instances): its ``new`` statement goes into the slot reserved when the
+walk entered it and its ``fill`` statement is emitted when it completes.  A
+child that cannot be split (a tuple, say) is built right away, re-entrantly,
+from the children that now exist — the way pickle handles recursive tuples.
+Only a cycle through objects none of which can be split is refused.
+
+Formatting is a second pass over the ordered statements (never over the
+graph): an object referenced once is written inline where it is used; others
+get a temporary ``_g<N>``.  In the scoped format a representer's expression
+becomes the body of a function (one per distinct template) called with the
+arguments; in the flat format its argument names are replaced on the parsed
+template by the arguments' expressions and its imports are hoisted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UnbuildableCycleError
+from .graph import CHUNK, K_DICT, K_FROZENSET, K_LIST, K_REP, K_SET, K_TUPLE, Node
+from .templates import SELF, Template, shadows_builtin
+
+__all__ = ["ROOT", "Emitter", "order"]
+
+_NEW, _BUILD, _FILL, ROOT = range(4)
+_IN, _DONE = 1, 2
+
+
+def order(roots: list[Node], stmts: list[Any]) -> None:
+    """Append ``(op, node)`` statements building ``roots`` (and what they need) to ``stmts``.
+
+    Raises :class:`UnbuildableCycleError` naming the cycle when it runs only
+    through objects that cannot be built in two phases.
+    """
+    for root in roots:
+        if root.state == _DONE:
+            continue
+        root.state = _IN
+        stack: list[list[Any]] = [[root, 0, False]]
+        while stack:
+            frame = stack[-1]
+            node: Node = frame[0]
+            i: int = frame[1]
+            deps = node.deps
+            if i == node.n_new and node.splittable and node.slot < 0 and not frame[2]:
+                node.slot = len(stmts)
+                stmts.append(None)
+            if i < len(deps):
+                frame[1] = i + 1
+                child = deps[i]
+                state = child.state
+                if state == _DONE or child.split:
+                    continue
+                if state == 0:
+                    child.state = _IN
+                    if not child.deps:
+                        if child.splittable:
+                            child.slot = len(stmts)
+                            stmts.append(None)
+                        stmts.append((_BUILD, child))
+                        child.state = _DONE
+                        continue
+                    stack.append([child, 0, False])
+                    continue
+                # the child is in progress: a reference cycle
+                if child.splittable and child.slot >= 0:
+                    child.split = True
+                    stmts[child.slot] = (_NEW, child)
+                    continue
+                if child.reent:
+                    raise _cycle_error(child, stack)
+                child.reent = True
+                stack.append([child, 0, True])
+                continue
+            stack.pop()
+            if frame[2]:
+                stmts.append((_BUILD, node))
+                node.state = _DONE
+            elif node.state != _DONE:
+                stmts.append((_FILL if node.split else _BUILD, node))
+                node.state = _DONE
+
+
+def _cycle_error(child: Node, stack: list[list[Any]]) -> UnbuildableCycleError:
+    chain = [frame[0] for frame in stack]
+    start = next((k for k, n in enumerate(chain) if n is child), 0)
+    cycle = [*chain[start:], child]
+    names = " -> ".join(type(n.obj).__qualname__ for n in cycle)
+    path = child.path()
+    return UnbuildableCycleError(
+        f"cannot archive the reference cycle {names} at {path}: none of its objects can be "
+        "created before its contents (give one of these types a representer with "
+        "`new`/`fill`, see persist_hooks.hookspecs)",
+        path=path,
+        type_name=type(child.obj).__qualname__,
+    )
+
+
+class Emitter:
+    """Formats ordered statements as source, in the scoped or flat format."""
+
+    def __init__(self, scoped: bool, root_names: set[str]) -> None:
+        self.scoped = scoped
+        self.root_names = root_names
+        self.lines: list[str] = []
+        self.temps: list[str] = []
+        self.functions: dict[tuple[Any, ...], tuple[str, list[str]]] = {}
+        self.function_defs: list[str] = []
+        self.import_alias: dict[tuple[str, str], str] = {}
+        self.import_lines: dict[str, list[tuple[str, str]]] = {}
+        self.bound_names: set[str] = set()
+        self._n_temp = 0
+
+    # -- names -----------------------------------------------------------------------
+
+    def temp(self) -> str:
+        name = f"_g{self._n_temp}"
+        self._n_temp += 1
+        self.temps.append(name)
+        return name
+
+    def alias(self, module: str, name: str, bound: str) -> str:
+        """The module-level name bound to ``from module import name`` (flat format)."""
+        key = (module, name)
+        found = self.import_alias.get(key)
+        if found is not None:
+            return found
+        want = bound
+        if want in self.root_names or want in self.bound_names or shadows_builtin(want):
+            base = f"{module.replace('.', '_')}_{name}"
+            want = base
+            n = 1
+            while want in self.root_names or want in self.bound_names:
+                n += 1
+                want = f"{base}_{n}"
+        self.bound_names.add(want)
+        self.import_alias[key] = want
+        self.import_lines.setdefault(module, []).append((name, want))
+        return want
+
+    # -- references ------------------------------------------------------------------
+
+    @staticmethod
+    def ref(part: Any) -> str:
+        if part.__class__ is str:
+            return part  # type: ignore[no-any-return]
+        return part.name if part.name is not None else part.text  # type: ignore[no-any-return]
+
+    @staticmethod
+    def ref_atomic(part: Any) -> str:
+        """Like :meth:`ref`, parenthesised where it replaces a name in an expression."""
+        if part.__class__ is str:
+            return f"({part})" if part[:1] == "-" else part  # type: ignore[no-any-return]
+        if part.name is not None:
+            return part.name  # type: ignore[no-any-return]
+        text: str = part.text
+        return text if part.atomic else f"({text})"
+
+    # -- statements ------------------------------------------------------------------
+
+    def prepare(self, stmts: list[Any]) -> None:
+        """Mark children that a representation uses other than exactly once (no inlining)."""
+        for entry in stmts:
+            if entry is None or entry[0] == ROOT:
+                continue
+            node = entry[1]
+            if node.kind != K_REP:
+                continue
+            uses: dict[str, int] = {}
+            if node.split:
+                _count(uses, node.new_tmpl or node.tmpl)
+                _count(uses, node.fill_tmpl)
+            else:
+                _count(uses, node.tmpl)
+                if node.new_tmpl is None:
+                    _count(uses, node.fill_tmpl)
+            names = list(node.tmpl.arg_uses)
+            for name, part in zip(names, node.parts, strict=True):
+                if part.__class__ is Node and uses.get(name, 0) != 1:
+                    part.noinline = True
+
+    def statement(self, entry: Any) -> None:
+        op, node = entry
+        if op == _BUILD:
+            self._build(node)
+        elif op == _NEW:
+            self._new(node)
+        else:
+            self._fill(node)
+
+    def _inline_ok(self, node: Node) -> bool:
+        return node.refs == 1 and node.name is None and not node.split and not node.noinline
+
+    def _target(self, node: Node) -> str:
+        if node.name is None:
+            node.name = self.temp()
+        return node.name
+
+    def _build(self, node: Node) -> None:
+        kind = node.kind
+        if kind == K_REP:
+            self._build_rep(node)
+            return
+        if node.text is not None:
+            text = node.text
+        elif len(node.parts) <= CHUNK or (kind == K_DICT and len(node.parts) <= 2 * CHUNK):
+            text = _display(kind, [self.ref(p) for p in node.parts])
+        else:
+            self._build_chunked(node)
+            return
+        if self._inline_ok(node):
+            node.text = text
+            node.atomic = True
+            return
+        self.lines.append(f"{self._target(node)} = {text}")
+
+    def _build_chunked(self, node: Node) -> None:
+        name = self._target(node)
+        kind = node.kind
+        step = 2 * CHUNK if kind == K_DICT else CHUNK
+        refs = [self.ref(p) for p in node.parts]
+        chunks = [refs[i : i + step] for i in range(0, len(refs), step)]
+        base = {K_TUPLE: K_LIST, K_FROZENSET: K_SET}.get(kind, kind)
+        self.lines.append(f"{name} = {_display(base, chunks[0])}")
+        method = "extend" if base == K_LIST else "update"
+        for chunk in chunks[1:]:
+            self.lines.append(f"{name}.{method}({_display(base, chunk)})")
+        if kind == K_TUPLE:
+            self.lines.append(f"{name} = tuple({name})")
+        elif kind == K_FROZENSET:
+            self.lines.append(f"{name} = frozenset({name})")
+
+    def _new(self, node: Node) -> None:
+        name = self._target(node)
+        kind = node.kind
+        if kind == K_LIST:
+            self.lines.append(f"{name} = []")
+        elif kind == K_DICT:
+            self.lines.append(f"{name} = {{}}")
+        elif kind == K_SET:
+            self.lines.append(f"{name} = set()")
+        else:
+            tmpl = node.new_tmpl or node.tmpl
+            assert tmpl is not None
+            self.lines.append(f"{name} = {self._expr(node, tmpl)}")
+
+    def _fill(self, node: Node) -> None:
+        name = node.name
+        assert name is not None
+        kind = node.kind
+        if kind == K_REP:
+            assert node.fill_tmpl is not None
+            self._fill_stmt(node, name)
+            return
+        refs = [self.ref(p) for p in node.parts]
+        if kind == K_LIST:
+            for i in range(0, len(refs), CHUNK):
+                self.lines.append(f"{name}.extend({_display(K_LIST, refs[i:i + CHUNK])})")
+        elif kind == K_DICT:
+            for i in range(0, len(refs), 2 * CHUNK):
+                self.lines.append(f"{name}.update({_display(K_DICT, refs[i:i + 2 * CHUNK])})")
+        else:
+            for i in range(0, len(refs), CHUNK):
+                self.lines.append(f"{name}.update({_display(K_LIST, refs[i:i + CHUNK])})")
+
+    def _build_rep(self, node: Node) -> None:
+        tmpl = node.tmpl
+        assert tmpl is not None
+        expr = self._expr(node, tmpl)
+        if node.fill_tmpl is not None and node.new_tmpl is None:
+            name = self._target(node)  # always built in two phases
+            self.lines.append(f"{name} = {expr}")
+            self._fill_stmt(node, name)
+            return
+        if self._inline_ok(node):
+            node.text = expr
+            node.atomic = tmpl.atomic or not tmpl.names or self.scoped
+            return
+        self.lines.append(f"{self._target(node)} = {expr}")
+
+    # -- representation templates ----------------------------------------------------
+
+    def _expr(self, node: Node, tmpl: Template) -> str:
+        if not tmpl.names:
+            return tmpl.source
+        args = node.tmpl.arg_uses if node.tmpl is not None else {}
+        if self.scoped and not any(n in args for n in tmpl.names) and self._bind_verbatim(node, tmpl):
+            return tmpl.source  # only imports, each bound under its own name: nothing to rewrite
+        if self.scoped:
+            params = [n for n in tmpl.names if n in args]
+            fname = self._function(node, tmpl, params, "eval")
+            values = dict(zip(args, node.parts, strict=True))
+            return f"{fname}({', '.join(self.ref(values[p]) for p in params)})"
+        return tmpl.substitute(self._flat_mapping(node, tmpl))
+
+    def _bind_verbatim(self, node: Node, tmpl: Template) -> bool:
+        """Bind the template's imports at module level under their own names, if none collides."""
+        wanted = [i for i in node.imports if i[2] in tmpl.names]
+        for module, name, bound in wanted:
+            have = self.import_alias.get((module, name))
+            if have is not None:
+                if have != bound:
+                    return False
+                continue
+            if bound in self.root_names or bound in self.bound_names or shadows_builtin(bound):
+                return False
+        for module, name, bound in wanted:
+            self.alias(module, name, bound)
+        return True
+
+    def _fill_stmt(self, node: Node, name: str) -> None:
+        tmpl = node.fill_tmpl
+        assert tmpl is not None and node.tmpl is not None
+        args = node.tmpl.arg_uses
+        if self.scoped:
+            params = [n for n in tmpl.names if n in args]
+            fname = self._function(node, tmpl, [SELF, *params], "exec")
+            values = dict(zip(args, node.parts, strict=True))
+            call = ", ".join([name, *(self.ref(values[p]) for p in params)])
+            self.lines.append(f"{fname}({call})")
+            return
+        mapping = self._flat_mapping(node, tmpl)
+        mapping[SELF] = name
+        self.lines.extend(tmpl.substitute(mapping).splitlines())
+
+    def _flat_mapping(self, node: Node, tmpl: Template) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        assert node.tmpl is not None
+        for arg, part in zip(node.tmpl.arg_uses, node.parts, strict=True):
+            mapping[arg] = self.ref_atomic(part)
+        for module, name, bound in node.imports:
+            if bound in tmpl.names:
+                mapping[bound] = self.alias(module, name, bound)
+        return mapping
+
+    def _function(self, node: Node, tmpl: Template, params: list[str], mode: str) -> str:
+        imports = tuple(i for i in node.imports if i[2] in tmpl.names)
+        key = (mode, tmpl.source, tuple(params), imports)
+        found = self.functions.get(key)
+        if found is not None:
+            return found[0]
+        fname = f"_f{len(self.functions)}"
+        body: list[str] = [f"def {fname}({', '.join(params)}):"]
+        for module, name, bound in imports:
+            body.append(f"    from {module} import {name}" + (f" as {bound}" if bound != name else ""))
+        if mode == "eval":
+            body.append(f"    return {tmpl.source}")
+        else:
+            body.extend(f"    {line}" for line in tmpl.source.splitlines())
+        self.functions[key] = (fname, body)
+        self.function_defs.extend(body)
+        return fname
+
+    def import_block(self) -> list[str]:
+        out: list[str] = []
+        for module, names in self.import_lines.items():
+            parts = [name if name == bound else f"{name} as {bound}" for name, bound in names]
+            out.append(f"from {module} import {', '.join(parts)}")
+        return out
+
+
+def _count(uses: dict[str, int], tmpl: Template | None) -> None:
+    if tmpl is None:
+        return
+    for name, n in tmpl.arg_uses.items():
+        if n:
+            uses[name] = uses.get(name, 0) + n
+
+
+def _display(kind: int, refs: list[str]) -> str:
+    if kind == K_LIST:
+        return "[" + ", ".join(refs) + "]"
+    if kind == K_TUPLE:
+        return "(" + refs[0] + ",)" if len(refs) == 1 else "(" + ", ".join(refs) + ")"
+    if kind == K_DICT:
+        it = iter(refs)
+        return "{" + ", ".join([f"{k}: {v}" for k, v in zip(it, it, strict=True)]) + "}"
+    if kind == K_SET:
+        return "{" + ", ".join(refs) + "}" if refs else "set()"
+    return "frozenset({" + ", ".join(refs) + "})" if refs else "frozenset()"
