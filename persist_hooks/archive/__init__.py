@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DuplicateError
 from ..names import check_name
-from .emit import ROOT, Emitter, order
+from .emit import BUILD, ROOT, Emitter, order
 from .graph import Node, Walker
 from .restore import ARRAYS_NAME, restore, run_code
 from .templates import shadows_builtin
@@ -169,7 +169,7 @@ class Archive:
             node.name = None
             node.text = node.base_text
             node.noinline = False
-        stmts = self._stmts
+        stmts = [(BUILD, node) for node in self._walker.prelude] + self._stmts
         for entry in stmts:
             if entry is not None and entry[0] == ROOT:
                 name, part = entry[1], entry[2]

@@ -25,9 +25,10 @@ from ..errors import UnbuildableCycleError
 from .graph import CHUNK, K_DICT, K_FROZENSET, K_LIST, K_REP, K_SET, K_TUPLE, Node
 from .templates import SELF, Template, shadows_builtin
 
-__all__ = ["ROOT", "Emitter", "order"]
+__all__ = ["BUILD", "ROOT", "Emitter", "order"]
 
 _NEW, _BUILD, _FILL, ROOT = range(4)
+BUILD = _BUILD
 _IN, _DONE = 1, 2
 
 

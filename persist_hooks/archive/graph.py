@@ -101,6 +101,61 @@ def atom_text(v: object) -> str | None:
     return None if f is None else f(v)
 
 
+def _leaf_text(v: Any, t: type) -> str | None:
+    """Display text of a list, tuple or dict holding only literals, else None (the fast path)."""
+    if len(v) > CHUNK:
+        return None
+    if t is dict:
+        return _leaf_dict_text(v)
+    parts: list[str] = []
+    append = parts.append
+    for x in v:
+        tx = type(x)
+        if tx is str:
+            append(repr(x))
+        elif tx is int:
+            append(repr(x) if -_BIG_INT < x < _BIG_INT else _int_text(x))
+        elif tx is float:
+            r = repr(x)
+            append(r if r[-1] not in "nf" else float_text(x))
+        else:
+            f = _ATOM.get(tx)
+            if f is None:
+                return None
+            append(f(x))
+    if t is list:
+        return "[" + ", ".join(parts) + "]"
+    return "(" + parts[0] + ",)" if len(parts) == 1 else "(" + ", ".join(parts) + ")"
+
+
+def _leaf_dict_text(v: dict[Any, Any]) -> str | None:
+    parts: list[str] = []
+    append = parts.append
+    for k, x in v.items():
+        tk = type(k)
+        if tk is str:
+            key = repr(k)
+        else:
+            f = _ATOM.get(tk)
+            if f is None:
+                return None
+            key = f(k)
+        tx = type(x)
+        if tx is str:
+            append(f"{key}: {x!r}")
+        elif tx is int and -_BIG_INT < x < _BIG_INT:
+            append(f"{key}: {x!r}")
+        else:
+            f = _ATOM.get(tx)
+            if f is None:
+                return None
+            append(f"{key}: {f(x)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+_LEAF_KINDS = {list: K_LIST, tuple: K_TUPLE, dict: K_DICT}
+
+
 class Node:
     """One object of the graph and how to build it.
 
@@ -240,18 +295,29 @@ class Walker:
         self._new_arrays: list[str] = []
         self._pending: list[Node] = []
         self.free_names: set[str] = set()
+        # leaf containers (literals only) are kept as text with a tuple memo entry
+        # ``(obj, parent, index, text)`` until a second reference upgrades them to a Node
+        self.memo_leaf: dict[int, tuple[Any, Node, int, str]] = {}
+        self.prelude: list[Node] = []
+        self._leaves: list[int] = []
+        self._upgrades: list[tuple[Node, tuple[Any, Node, int, str], str | None]] = []
+        self._leaf_ok: bool | None = None
 
     # -- transactions -------------------------------------------------------------
 
     def begin(self) -> None:
-        self._created = []
-        self._bumped = []
-        self._new_arrays = []
+        self.commit()
+        if self._leaf_ok is None:
+            self._leaf_ok = all(
+                self._resolve(t)[0] == _D_NATIVE for t in _LEAF_KINDS
+            )
 
     def commit(self) -> None:
         self._created = []
         self._bumped = []
         self._new_arrays = []
+        self._leaves = []
+        self._upgrades = []
 
     def rollback(self) -> None:
         memo = self.memo
@@ -262,10 +328,19 @@ class Walker:
         for key in self._new_arrays:
             arr = self.arrays.pop(key)
             self.array_keys.pop(id(arr), None)
-        self._created = []
-        self._bumped = []
-        self._new_arrays = []
+        for node, entry, parent_text in reversed(self._upgrades):
+            _, parent, index, text = entry
+            memo.pop(id(node.obj), None)
+            self.memo_leaf[id(node.obj)] = entry
+            parent.parts[index] = text
+            parent.deps.remove(node)
+            parent.text = parent.base_text = parent_text
+            if node in self.prelude:
+                self.prelude.remove(node)
+        for key in self._leaves:
+            self.memo_leaf.pop(key, None)
         self._pending = []
+        self.commit()
 
     # -- walking ------------------------------------------------------------------
 
@@ -286,6 +361,10 @@ class Walker:
         if f is not None:
             return f(v)
         node = self.memo.get(id(v))
+        if node is None and self.memo_leaf:
+            leaf = self.memo_leaf.get(id(v))
+            if leaf is not None:
+                node = self._upgrade(leaf)
         if node is not None:
             node.refs += 1
             self._bumped.append(node)
@@ -295,6 +374,36 @@ class Walker:
         self._created.append(node)
         self._pending.append(node)
         return node
+
+    def _upgrade(self, entry: tuple[Any, Node, int, str]) -> Node:
+        """A leaf met a second time: give it a node and point its first parent at it."""
+        obj, parent, index, text = entry
+        node = Node(obj, parent, index)
+        node.kind = _LEAF_KINDS[type(obj)]
+        node.text = node.base_text = text
+        node.splittable = node.kind != K_TUPLE
+        del self.memo_leaf[id(obj)]
+        self.memo[id(obj)] = node
+        parent_text = parent.base_text
+        parent.parts[index] = node
+        parent.deps.append(node)
+        parent.text = parent.base_text = None
+        if parent.state:  # the parent was ordered by an earlier insert: build the leaf first
+            node.state = 2
+            self.prelude.append(node)
+        self._upgrades.append((node, entry, parent_text))
+        return node
+
+    def _leaf(self, v: Any, t: type, node: Node, index: int) -> str | None:
+        """Text of ``v`` if it is a literal-only container seen for the first time."""
+        key = id(v)
+        if key in self.memo_leaf or key in self.memo:
+            return None
+        text = _leaf_text(v, t)
+        if text is not None:
+            self.memo_leaf[key] = (v, node, index, text)
+            self._leaves.append(key)
+        return text
 
     def _expand(self, node: Node) -> None:
         obj = node.obj
@@ -358,6 +467,7 @@ class Walker:
         """Append each item's text (literals) or node to ``parts``: the walk's hot loop."""
         atoms = _ATOM
         append = parts.append
+        leaf_ok = self._leaf_ok
         i = -1
         for v in items:
             i += 1
@@ -373,16 +483,22 @@ class Walker:
                 f = atoms.get(t)
                 if f is not None:
                     append(f(v))
-                else:
-                    c = self.child(v, node, i)
-                    append(c)
-                    if c.__class__ is Node:
-                        deps.append(c)  # type: ignore[arg-type]
+                    continue
+                if leaf_ok and t in _LEAF_KINDS:
+                    text = self._leaf(v, t, node, len(parts))
+                    if text is not None:
+                        append(text)
+                        continue
+                c = self.child(v, node, i)
+                append(c)
+                if c.__class__ is Node:
+                    deps.append(c)  # type: ignore[arg-type]
 
     def _scan_dict(self, obj: dict[Any, Any], node: Node, parts: list[Any], deps: list[Node]) -> None:
         """:meth:`_scan` for a dict's keys and values, alternating."""
         atoms = _ATOM
         append = parts.append
+        leaf_ok = self._leaf_ok
         for k, v in obj.items():
             t = type(k)
             if t is str:
@@ -408,11 +524,16 @@ class Walker:
                 f = atoms.get(t)
                 if f is not None:
                     append(f(v))
-                else:
-                    c = self.child(v, node, k)
-                    append(c)
-                    if c.__class__ is Node:
-                        deps.append(c)  # type: ignore[arg-type]
+                    continue
+                if leaf_ok and t in _LEAF_KINDS:
+                    text = self._leaf(v, t, node, len(parts))
+                    if text is not None:
+                        append(text)
+                        continue
+                c = self.child(v, node, k)
+                append(c)
+                if c.__class__ is Node:
+                    deps.append(c)  # type: ignore[arg-type]
 
     def _expand_rep(self, node: Node, chain: list[Callable[[Any], Rep | None]]) -> None:
         obj = node.obj
