@@ -24,6 +24,9 @@ _LAZY: dict[str, str] = {
     "Archive": "persist_hooks.archive",
     "restore": "persist_hooks.archive",
     "Rep": "persist_hooks.rep",
+    "DataSet": "persist_hooks.dataset",
+    "install": "persist_hooks.importer",
+    "uninstall": "persist_hooks.importer",
     "hookimpl": "persist_hooks.hookspecs",
     "hookspec": "persist_hooks.hookspecs",
     "backends": "persist_hooks.plugins",
@@ -44,6 +47,7 @@ __all__ = sorted(_LAZY)
 if TYPE_CHECKING:
     from .archive import Archive as Archive
     from .archive.restore import restore as restore
+    from .dataset import DataSet as DataSet
     from .errors import ArchiveError as ArchiveError
     from .errors import BackendError as BackendError
     from .errors import DuplicateError as DuplicateError
@@ -55,6 +59,8 @@ if TYPE_CHECKING:
     from .errors import UnsafeArchiveError as UnsafeArchiveError
     from .hookspecs import hookimpl as hookimpl
     from .hookspecs import hookspec as hookspec
+    from .importer import install as install
+    from .importer import uninstall as uninstall
     from .plugins import backends as backends
     from .plugins import representers as representers
     from .rep import Rep as Rep

@@ -450,6 +450,8 @@ class Walker:
         node.kind = kind
         parts: list[Any] = []
         deps: list[Node] = []
+        node.parts = parts  # published first: a leaf met twice in this scan patches them
+        node.deps = deps
         if kind == K_DICT:
             self._scan_dict(obj, node, parts, deps)
         else:
@@ -457,8 +459,6 @@ class Walker:
             if kind in (K_SET, K_FROZENSET):
                 items = sorted(obj, key=_sort_key)
             self._scan(items, node, parts, deps)
-        node.parts = parts
-        node.deps = deps
         node.splittable = kind in (K_LIST, K_DICT, K_SET)
         if not deps and len(parts) <= CHUNK:
             node.text = node.base_text = _native_text(kind, parts)
