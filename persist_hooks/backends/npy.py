@@ -1,0 +1,755 @@
+"""The built-in ``npy`` storage backend: one ``.npy`` file per array, memory-mapped on read.
+
+Files
+    ``Backend.write(root, stem, arrays)`` writes the array at position ``i`` of
+    ``arrays`` (in the mapping's order) to ``<stem>_<i>.npy``, e.g.
+    ``x_data/g3_0.npy`` for stem ``x_data/g3``.  The position, not the key, names
+    the file, so keys never need to be valid file names.  Files are created
+    with ``O_EXCL``: an existing file is never overwritten.
+
+Header
+    Standard npy (format 1.0; 2.0 for headers over 64 KiB; 3.0 for non-latin-1
+    field names), so ``numpy.load`` reads every file.  Like ``numpy.save``,
+    the header is padded with spaces so that the length of axis 0 can grow to
+    21 digits and the total header length is a multiple of 64: appending rows
+    rewrites the header *in place*, never the data.  Arrays are stored in the
+    order they come in (C, or Fortran for Fortran-ordered arrays, as
+    ``numpy.save`` does): writing never copies; non-contiguous arrays are
+    streamed in 16 MiB blocks.
+
+Attributes
+    ``proxy.attrs`` lives in an optional sidecar ``<file>.npy.attrs.json``,
+    written atomically when attributes are set; :meth:`NpyBackend.delete`
+    removes it with its array.
+
+Reading
+    ``open(mode="r")`` returns a read-only ``numpy.memmap`` (0-size arrays, which
+    cannot be mapped, a read-only empty array); ``mode="a"`` an
+    :class:`~persist_hooks.backends.proxy.ArrayProxy` over :class:`NpyDriver`,
+    whose operations and costs are listed in :mod:`persist_hooks.backends.proxy`.
+    Files never shrink (a reader may have them mapped; truncating a mapped file
+    makes the reader crash with SIGBUS): shrinking rewrites only the header.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
+    >>> entries = b.write(root, "x_data/g1", {"array_0": np.arange(4.0)})
+    >>> entries
+    {'array_0': {'path': 'x_data/g1_0.npy', 'shape': [4], 'dtype': '<f8'}}
+    >>> np.load(root / "x_data/g1_0.npy")
+    array([0., 1., 2., 3.])
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import json
+import math
+import operator
+import os
+import struct
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, ClassVar, Literal
+
+import numpy as np
+import numpy.lib.format as npformat
+
+from ..errors import BackendError, FormatError
+from ..hookspecs import hookimpl
+from .base import (
+    Backend,
+    WriterLockFactory,
+    describe_entry,
+    entry_shape_dtype,
+    fsync_dir,
+    make_dirs,
+    make_entry,
+    resolve_path,
+    rollback_on_error,
+    same_layout,
+)
+from .proxy import ArrayDriver, ArrayProxy
+
+__all__ = ["NpyBackend", "NpyDriver", "persist_hooks_backends"]
+
+MAGIC = b"\x93NUMPY"
+GROWTH_DIGITS = 21
+"""Digits reserved for the length of axis 0 (as ``numpy.save`` does): any int64 fits."""
+ALIGN = 64
+BLOCK_BYTES = 16 << 20
+"""Bytes per block when streaming non-contiguous data or rewriting a file."""
+MAX_HEADER_UNTRUSTED = 1 << 20
+"""Largest header read with ``trusted=False`` (guards ``ast.literal_eval``)."""
+ATTRS_SUFFIX = ".attrs.json"
+
+
+# --------------------------------------------------------------------------- the npy header
+
+
+@dataclass(frozen=True)
+class _Header:
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype[Any]
+    offset: int  # start of the data == total header length
+    version: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def row_bytes(self) -> int:
+        return math.prod(self.shape[1:]) * self.dtype.itemsize
+
+    def order(self) -> Literal["C", "F"]:
+        return "F" if self.fortran else "C"
+
+
+def _header_bytes(
+    dtype: np.dtype[Any],
+    fortran: bool,
+    shape: tuple[int, ...],
+    *,
+    total: int | None = None,
+    version: tuple[int, int] | None = None,
+) -> bytes | None:
+    """The npy header (magic to newline) for an array; ``None`` if it does not fit in ``total``."""
+    descr = npformat.dtype_to_descr(dtype)
+    dims = tuple(int(n) for n in shape)
+    text = f"{{'descr': {descr!r}, 'fortran_order': {bool(fortran)!r}, 'shape': {dims!r}, }}"
+    try:
+        body = text.encode("latin1")
+        encoding_version = (1, 0)
+    except UnicodeEncodeError:
+        body = text.encode("utf8")
+        encoding_version = (3, 0)
+    if total is None:
+        grow = GROWTH_DIGITS - len(str(shape[0])) if shape else 0
+        version = encoding_version
+        if version == (1, 0) and len(body) + grow + 1 + 10 + ALIGN > 0xFFFF:
+            version = (2, 0)
+        prefix = 8 + (2 if version == (1, 0) else 4)
+        total = -(-(prefix + len(body) + max(grow, 0) + 1) // ALIGN) * ALIGN
+    assert version is not None
+    prefix = 8 + (2 if version == (1, 0) else 4)
+    hlen = total - prefix
+    if len(body) + 1 > hlen:
+        return None
+    length = struct.pack("<H" if version == (1, 0) else "<I", hlen)
+    return MAGIC + bytes(version) + length + body + b" " * (hlen - len(body) - 1) + b"\n"
+
+
+def _read_header(fh: IO[bytes], name: object, *, max_header: int | None = None) -> _Header:
+    """Parse the npy header at the start of ``fh``; :class:`FormatError` naming ``name`` if invalid.
+
+    One ``pread`` usually gets it all; parsed headers are memoised by their bytes.
+    """
+    fd = fh.fileno()
+    head = os.pread(fd, _FIRST_READ, 0)
+    lead = head[:8]
+    if len(lead) < 8 or lead[:6] != MAGIC:
+        what = (
+            "truncated (no complete npy magic)" if MAGIC.startswith(lead[:6]) else "not an npy file"
+        )
+        raise FormatError(f"{name}: {what}")
+    version = (lead[6], lead[7])
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise FormatError(f"{name}: unsupported npy format version {version}")
+    prefix = 10 if version == (1, 0) else 12
+    if len(head) < prefix:
+        raise FormatError(f"{name}: truncated npy header")
+    (hlen,) = struct.unpack("<H" if version == (1, 0) else "<I", head[8:prefix])
+    if max_header is not None and hlen > max_header:
+        raise FormatError(f"{name}: npy header of {hlen} bytes is larger than {max_header}")
+    if len(head) < prefix + hlen:
+        head += os.pread(fd, prefix + hlen - len(head), len(head))
+    header = head[prefix : prefix + hlen]
+    if len(header) < hlen:
+        raise FormatError(f"{name}: truncated npy header")
+    key = lead + header
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = _parse_header(header, version, name)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    shape, fortran, dtype = parsed
+    return _Header(shape, fortran, dtype, prefix + hlen, version)
+
+
+_FIRST_READ = 4096
+_DIRECT_READ_MAX = 1 << 20
+"""Largest row range read whole when only part of each row is wanted (else: a memory map)."""
+_PARSED: dict[bytes, tuple[tuple[int, ...], bool, np.dtype[Any]]] = {}
+_PARSED_MAX = 4096
+"""Parsed headers by their bytes: ``ast.literal_eval`` costs ~50 us, a dict lookup nothing."""
+
+
+def _remember(header: bytes, parsed: tuple[tuple[int, ...], bool, np.dtype[Any]]) -> None:
+    """Memoise a header we just wrote, so that reading it back costs no parse."""
+    prefix = 8 + (2 if header[6:8] == b"\x01\x00" else 4)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[header[:8] + header[prefix:]] = parsed
+
+
+def _parse_header(
+    header: bytes, version: tuple[int, int], name: object
+) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    try:
+        text = header.decode("utf8" if version == (3, 0) else "latin1")
+        d = ast.literal_eval(text)
+        if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+            raise ValueError(f"header keys must be descr, fortran_order, shape: {text.strip()!r}")
+        shape, fortran = d["shape"], d["fortran_order"]
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise ValueError(f"invalid shape {shape!r}")
+        if not isinstance(fortran, bool):
+            raise ValueError(f"invalid fortran_order {fortran!r}")
+        dtype = npformat.descr_to_dtype(d["descr"])
+    except (
+        ValueError,
+        TypeError,
+        SyntaxError,
+        MemoryError,
+        RecursionError,
+        UnicodeDecodeError,
+    ) as exc:
+        raise FormatError(f"{name}: invalid npy header: {exc}") from None
+    return shape, fortran, dtype
+
+
+def _check_complete(header: _Header, size: int, name: object) -> None:
+    if header.dtype.hasobject:
+        return  # pickled: its length is unknown
+    if size < header.offset + header.nbytes:
+        raise FormatError(
+            f"{name}: truncated npy file: {size} bytes, but shape {header.shape} of "
+            f"{header.dtype} needs {header.offset + header.nbytes}"
+        )
+
+
+def _write_data(fh: IO[bytes], arr: np.ndarray[Any, Any], fortran: bool) -> None:
+    """Write ``arr``'s elements in C order (``fortran``: in Fortran order) without copying it whole."""
+    if arr.size == 0:
+        return
+    if fortran:
+        arr = arr.T
+    if arr.flags.c_contiguous:
+        arr.tofile(fh)
+        return
+    block = max(BLOCK_BYTES // max(arr.itemsize, 1), 1)
+    chunks: Iterable[Any] = np.nditer(  # one operand: each step is a 1-d array, not a tuple
+        arr, flags=("external_loop", "buffered", "zerosize_ok"), buffersize=block, order="C"
+    )
+    for chunk in chunks:
+        chunk.tofile(fh)
+
+
+def _zero_fill(fh: IO[bytes], start: int, stop: int) -> None:
+    """Overwrite bytes ``[start, stop)`` of ``fh`` with zeros, in blocks."""
+    if stop <= start:
+        return
+    zeros = np.zeros(min(stop - start, BLOCK_BYTES), np.uint8)
+    fh.seek(start)
+    pos = start
+    while pos < stop:
+        n = min(stop - pos, zeros.size)
+        fh.write(zeros[:n].data)
+        pos += n
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+class NpyDriver(ArrayDriver):
+    """Raw access to one ``.npy`` file for an :class:`ArrayProxy` (opens the file per operation).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> e = NpyBackend().write(root, "g1", {"a": np.arange(3)})["a"]
+        >>> d = NpyDriver(root / e["path"], e["path"])
+        >>> d.shape, d.read(slice(1, None))
+        ((3,), array([1, 2]))
+    """
+
+    native_indexing: ClassVar[bool] = True
+
+    def __init__(self, path: Path, relative: str, *, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.relative = relative
+        self.durable = durable
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": str(self.path), "relative": self.relative, "durable": self.durable}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Path(state["path"]), state["relative"], durable=state["durable"])  # type: ignore[misc]
+
+    @property
+    def location(self) -> str:
+        """``"npy file <relative path>"``."""
+        return f"npy file {self.relative}"
+
+    def _header(self, fh: IO[bytes]) -> _Header:
+        """The header of the open file, checked: complete, no pickled objects."""
+        h = _read_header(fh, self.path)
+        _check_complete(h, os.fstat(fh.fileno()).st_size, self.path)
+        if h.dtype.hasobject:
+            raise BackendError(
+                f"{self.path}: holds pickled Python objects; it cannot be opened writable"
+            )
+        return h
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape in the file's header now."""
+        with open(self.path, "rb") as fh:
+            return self._header(fh).shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype in the file's header."""
+        with open(self.path, "rb") as fh:
+            return self._header(fh).dtype
+
+    def read(self, index: Any) -> Any:
+        """Return ``array[index]``: rows read straight into a new array, else through a short-lived map."""
+        with open(self.path, "rb") as fh:
+            h = self._header(fh)
+            if h.nbytes == 0:
+                return np.empty(h.shape, h.dtype)[index].copy()
+            rows = None if h.fortran and len(h.shape) > 1 else _row_range(index, h.shape)
+            if rows is not None and (
+                len(rows[2]) == 1 or (rows[1] - rows[0]) * h.row_bytes <= _DIRECT_READ_MAX
+            ):  # whole rows, or few enough that reading them beats mapping the file
+                start, stop, rest = rows
+                block = np.empty((stop - start, *h.shape[1:]), h.dtype)
+                fh.seek(h.offset + start * h.row_bytes)
+                _read_into(fh, block, self.path)
+                return block[rest]
+            mm = np.memmap(fh, h.dtype, "r", h.offset, h.shape, h.order())
+        return _detach(mm[index], mm)
+
+    def write(self, index: Any, value: Any) -> None:
+        """Assign ``array[index] = value``: whole rows written directly, else through a short-lived map."""
+        with open(self.path, "r+b") as fh:
+            h = self._header(fh)
+            if h.nbytes == 0:
+                np.empty(h.shape, h.dtype)[index] = value  # numpy's checks, nothing to store
+                return
+            rows = None if h.fortran and len(h.shape) > 1 else _row_range(index, h.shape)
+            if rows is not None and len(rows[2]) == 1:  # the index is an int or a step-1 slice
+                start, stop, rest = rows
+                block = np.empty((stop - start, *h.shape[1:]), h.dtype)
+                block[rest] = value  # numpy's broadcasting and casting
+                fh.seek(h.offset + start * h.row_bytes)
+                _write_data(fh, block, fortran=False)
+                fh.flush()
+                if self.durable:
+                    os.fsync(fh.fileno())
+                return
+            mm = np.memmap(fh, h.dtype, "r+", h.offset, h.shape, h.order())
+            try:
+                mm[index] = value
+                if self.durable:
+                    mm.flush()
+            finally:
+                del mm
+
+    def _open_c_ordered(self) -> tuple[IO[bytes], _Header]:
+        """Open read-write; a multi-dimensional Fortran-ordered file is first rewritten in C order (once, O(n))."""
+        fh = open(self.path, "r+b")  # noqa: SIM115 - returned to the caller, who closes it
+        try:
+            h = self._header(fh)
+            if h.fortran and len(h.shape) > 1:
+                fh.close()
+                self._rewrite(h)
+                fh = open(self.path, "r+b")  # noqa: SIM115
+                h = self._header(fh)
+        except BaseException:
+            fh.close()
+            raise
+        return fh, h
+
+    def resize(self, length: int) -> None:
+        """Set the length of axis 0: grow with zeros, shrink by rewriting only the header."""
+        fh, h = self._open_c_ordered()
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            old_end = h.offset + h.shape[0] * h.row_bytes
+            new_end = h.offset + length * h.row_bytes
+            if new_end > old_end:
+                # zero the stale bytes a shrink or a failed append may have left
+                _zero_fill(fh, old_end, min(size, new_end))
+                if size < new_end:
+                    fh.truncate(new_end)
+            self._commit(fh, h, (length, *h.shape[1:]))
+
+    def append(self, rows: np.ndarray[Any, Any]) -> None:
+        """Write ``rows`` after the last row, then rewrite the header in place: O(rows)."""
+        fh, h = self._open_c_ordered()
+        with fh:
+            fh.seek(h.offset + h.shape[0] * h.row_bytes)
+            _write_data(fh, rows, fortran=False)
+            fh.flush()
+            if self.durable:
+                os.fsync(fh.fileno())  # the data must be on disk before the header claims it
+            self._commit(fh, h, (h.shape[0] + rows.shape[0], *h.shape[1:]))
+
+    def _commit(self, fh: IO[bytes], h: _Header, shape: tuple[int, ...]) -> None:
+        """Rewrite the header for ``shape`` in place (or the whole file if it does not fit)."""
+        header = _header_bytes(h.dtype, h.fortran, shape, total=h.offset, version=h.version)
+        if header is None:  # a foreign file without growth padding
+            fh.flush()
+            self._rewrite(dataclasses.replace(h, shape=shape))
+            return
+        fh.seek(0)
+        fh.write(header)
+        fh.flush()
+        if self.durable:
+            os.fsync(fh.fileno())
+        _remember(header, (shape, h.fortran, h.dtype))
+
+    def _rewrite(self, h: _Header) -> None:
+        """Copy the data ``h`` describes to a new C-ordered file with a roomy header, then replace: O(n)."""
+        header = _header_bytes(h.dtype, False, h.shape)
+        assert header is not None
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with open(fd, "wb") as out:
+                out.write(header)
+                if h.nbytes:
+                    src = np.memmap(self.path, h.dtype, "r", h.offset, h.shape, h.order())
+                    step = max(1, BLOCK_BYTES // max(h.row_bytes, 1))
+                    for start in range(0, h.shape[0], step):
+                        _write_data(
+                            out, np.ascontiguousarray(src[start : start + step]), fortran=False
+                        )
+                    del src
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        if self.durable:
+            fsync_dir(directory)
+
+    def get_attrs(self) -> dict[str, Any]:
+        """The attributes in the sidecar ``<file>.attrs.json`` (``{}`` if there is none)."""
+        side = self.path.with_name(self.path.name + ATTRS_SUFFIX)
+        try:
+            text = side.read_text(encoding="utf8")
+        except FileNotFoundError:
+            return {}
+        try:
+            attrs = json.loads(text)
+        except ValueError as exc:
+            raise FormatError(f"{side}: invalid attributes file: {exc}") from None
+        if not isinstance(attrs, dict):
+            raise FormatError(f"{side}: invalid attributes file: not a JSON object")
+        return attrs
+
+    def set_attrs(self, attrs: dict[str, Any]) -> None:
+        """Replace the sidecar atomically (temporary file and rename); remove it when empty."""
+        side = self.path.with_name(self.path.name + ATTRS_SUFFIX)
+        if not attrs:
+            side.unlink(missing_ok=True)
+            return
+        try:
+            text = json.dumps(attrs, indent=1, sort_keys=True, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"attributes of {self.location} must be JSON-able: {exc}") from None
+        fd, tmp = tempfile.mkstemp(prefix=f".{side.name}.", suffix=".tmp", dir=side.parent)
+        try:
+            with open(fd, "w", encoding="utf8") as out:
+                out.write(text)
+                if self.durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.replace(tmp, side)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def _row_range(index: Any, shape: tuple[int, ...]) -> tuple[int, int, tuple[Any, ...]] | None:
+    """``(start, stop, rest)`` when ``index`` starts with an int or a step-1 slice on axis 0.
+
+    Then ``array[index] == array[start:stop][rest]`` and the rows are one
+    contiguous byte range of a C-ordered file.
+    """
+    if not shape:
+        return None
+    items = index if isinstance(index, tuple) else (index,)
+    if not items:
+        return None
+    first = items[0]
+    if first is None or first is Ellipsis or isinstance(first, (bool, np.bool_)):
+        return None
+    n = shape[0]
+    if isinstance(first, slice):
+        start, stop, step = first.indices(n)
+        if step != 1:
+            return None
+        return start, max(start, stop), (slice(None), *items[1:])
+    if isinstance(first, (list, np.ndarray)) and np.ndim(first) != 0:
+        return None
+    try:
+        i = operator.index(first)
+    except TypeError:
+        return None
+    if not -n <= i < n:
+        return None  # let numpy raise its IndexError
+    i %= n
+    return i, i + 1, (0, *items[1:])
+
+
+def _read_into(fh: IO[bytes], block: np.ndarray[Any, Any], name: object) -> None:
+    """Fill the C-contiguous ``block`` from ``fh`` at its position, without a Python ``bytes`` copy."""
+    buf = block.reshape(-1).view(np.uint8).data
+    done = 0
+    while done < len(buf):
+        n = fh.readinto(buf[done:])  # type: ignore[attr-defined]
+        if not n:
+            raise FormatError(f"{name}: truncated npy file (it shrank while being read)")
+        done += n
+
+
+def _detach(result: Any, mm: np.memmap[Any, Any]) -> Any:
+    """``result`` with no reference to the map: copy views, copy structured scalars."""
+    if isinstance(result, np.ndarray):
+        if np.may_share_memory(result, mm):
+            return np.array(result, subok=False)
+        return result.view(np.ndarray) if type(result) is not np.ndarray else result
+    if isinstance(result, np.void):
+        return np.array(result)[()]
+    return result
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class NpyBackend(Backend):
+    """One memory-mappable ``.npy`` file per array (see the module docstring for the layout).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
+        >>> e = b.write(root, "g1", {"a": np.eye(2)})["a"]
+        >>> type(b.open(root, e)).__name__, type(b.open(root, e, mode="a")).__name__
+        ('memmap', 'ArrayProxy')
+    """
+
+    name: ClassVar[str] = "npy"
+    distribution: ClassVar[str] = "persist-hooks"
+    supports_append: ClassVar[bool] = True
+    supports_partial_writes: ClassVar[bool] = True
+    supports_memmap: ClassVar[bool] = True
+    supports_attrs: ClassVar[bool] = True
+    supports_structured: ClassVar[bool] = True
+    supports_datetime: ClassVar[bool] = True
+    supports_void: ClassVar[bool] = True
+    supports_longdouble: ClassVar[bool] = True
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def write(
+        self,
+        root: Path,
+        stem: str,
+        arrays: Mapping[str, np.ndarray[Any, Any]],
+        *,
+        durable: bool = False,
+    ) -> dict[str, dict[str, Any]]:
+        """Write ``arrays[key]`` (the ``i``-th) to ``<stem>_<i>.npy``; see :meth:`Backend.write`.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp())
+            >>> NpyBackend().write(root, "g2", {"a": np.zeros(2, "U3"), "b": np.ones(1, bool)})
+            {'a': {'path': 'g2_0.npy', 'shape': [2], 'dtype': '<U3'}, 'b': {'path': 'g2_1.npy', 'shape': [1], 'dtype': '|b1'}}
+        """
+        root = Path(root)
+        prepared: list[tuple[str, str, Path, np.ndarray[Any, Any]]] = []
+        for i, (key, value) in enumerate(arrays.items()):
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            self.check_dtype(arr.dtype)
+            rel = f"{stem}_{i}.npy"
+            prepared.append((key, rel, resolve_path(root, rel), arr))
+        entries: dict[str, dict[str, Any]] = {}
+        with rollback_on_error() as created:
+            for key, rel, path, arr in prepared:
+                make_dirs(path.parent, created)
+                fortran = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
+                header = _header_bytes(arr.dtype, fortran, arr.shape)
+                assert header is not None
+                with open(path, "xb") as fh:
+                    created.append(path)
+                    fh.write(header)
+                    _write_data(fh, arr, fortran)
+                    if durable:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                entries[key] = make_entry(rel, arr)
+            if durable:
+                for directory in sorted(
+                    {p.parent for _, _, p, _ in prepared} | {p.parent for p in created}
+                ):
+                    fsync_dir(directory)
+        return entries
+
+    def open(
+        self,
+        root: Path,
+        entry: Mapping[str, Any],
+        *,
+        mode: Literal["r", "a"] = "r",
+        writer_lock: WriterLockFactory | None = None,
+        trusted: bool = True,
+        durable: bool = False,
+    ) -> Any:
+        """A ``numpy.memmap`` (``mode="r"``) or an :class:`ArrayProxy` (``"a"``); see :meth:`Backend.open`.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
+            >>> e = b.write(root, "g1", {"a": np.arange(3)})["a"]
+            >>> b.open(root, dict(e, dtype="<f8"), trusted=False)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            persist_hooks.errors.FormatError: ...g1_0.npy: holds an array of shape (3,) and dtype int64, but the item header says shape (3,) and dtype float64
+        """
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode must be 'r' or 'a', not {mode!r}")
+        rel = entry.get("path")
+        path = resolve_path(Path(root), rel)
+        with open(path, "rb") as fh:
+            header = _read_header(fh, path, max_header=None if trusted else MAX_HEADER_UNTRUSTED)
+            size = os.fstat(fh.fileno()).st_size
+            if not trusted:
+                shape, dtype = entry_shape_dtype(entry)
+                if not same_layout(shape, dtype, header.shape, header.dtype):
+                    raise FormatError(
+                        f"{path}: holds an array of shape {header.shape} and dtype {header.dtype}, "
+                        f"but the item header says shape {shape} and dtype {dtype}"
+                    )
+            if header.dtype.hasobject:
+                if not trusted:
+                    raise FormatError(
+                        f"{path}: holds pickled Python objects; refused with trusted=False"
+                    )
+                if mode == "a":
+                    raise BackendError(
+                        f"{path}: holds pickled Python objects; it cannot be opened writable"
+                    )
+                return np.load(path, allow_pickle=True)
+            _check_complete(header, size, path)
+            if mode == "a":
+                driver = NpyDriver(path, str(rel), durable=durable)
+                return ArrayProxy(driver, writer_lock=writer_lock)
+            if header.nbytes == 0:
+                empty = np.empty(header.shape, header.dtype, order=header.order())
+                empty.flags.writeable = False
+                return empty
+            return np.memmap(fh, header.dtype, "r", header.offset, header.shape, header.order())
+
+    def delete(self, root: Path, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Remove each entry's ``.npy`` file and its attribute sidecar; missing ones are ignored.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
+            >>> e = b.write(root, "g1", {"a": np.arange(3)})["a"]
+            >>> b.delete(root, [e]); sorted(p.name for p in root.iterdir())
+            []
+        """
+        for entry in entries:
+            path = resolve_path(Path(root), entry["path"])
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ATTRS_SUFFIX).unlink(missing_ok=True)
+
+    def paths(self, entries: Iterable[Mapping[str, Any]]) -> set[str]:
+        """The entries' ``.npy`` paths (a ``<path>.attrs.json`` sidecar may sit beside each).
+
+        Example:
+            >>> NpyBackend().paths([{"path": "d/g1_0.npy"}, {"path": "d/g1_1.npy"}]) == {"d/g1_0.npy", "d/g1_1.npy"}
+            True
+        """
+        out: set[str] = set()
+        for entry in entries:
+            resolve_path(Path("."), entry["path"])  # refuse paths leaving the directory
+            out.add(entry["path"])
+        return out
+
+    def plain_loader(self, entries: Mapping[str, Mapping[str, Any]]) -> str:
+        """Source binding ``_arrays`` with ``numpy.load(path, mmap_mode="r")`` per entry.
+
+        Example:
+            >>> print(NpyBackend().plain_loader({"array_0": {"path": "x_data/g1_0.npy", "shape": [3], "dtype": "<f8"}}))
+            # Arrays of this item: .npy files written by persist_hooks (npy backend), memory-mapped.
+            def _load_arrays():
+                import os
+                import numpy
+                here = os.path.dirname(os.path.abspath(__file__))
+                files = {  # key: (path relative to the DataSet directory, mmap_mode)
+                    'array_0': ('x_data/g1_0.npy', 'r'),
+                }
+                return {key: numpy.load(os.path.join(here, *path.split('/')), mmap_mode=mode)
+                        for key, (path, mode) in files.items()}
+            _arrays = _load_arrays()
+            del _load_arrays
+        """
+        lines = [
+            "# Arrays of this item: .npy files written by persist_hooks (npy backend), memory-mapped.",
+            "def _load_arrays():",
+            "    import os",
+            "    import numpy",
+            "    here = os.path.dirname(os.path.abspath(__file__))",
+            "    files = {  # key: (path relative to the DataSet directory, mmap_mode)",
+        ]
+        for key, entry in entries.items():
+            shape, dtype = entry_shape_dtype(entry)
+            rel = entry["path"]
+            resolve_path(Path("."), rel)
+            # an array of 0 bytes cannot be memory-mapped
+            mode = "'r'" if math.prod(shape) * dtype.itemsize else "None"
+            lines.append(f"        {str(key)!r}: ({str(rel)!r}, {mode}),")
+        lines += [
+            "    }",
+            "    return {key: numpy.load(os.path.join(here, *path.split('/')), mmap_mode=mode)",
+            "            for key, (path, mode) in files.items()}",
+            "_arrays = _load_arrays()",
+            "del _load_arrays",
+        ]
+        return "\n".join(lines)
+
+    def describe(self, entry: Mapping[str, Any]) -> str:
+        """One line: dtype, shape, size and file.
+
+        Example:
+            >>> NpyBackend().describe({"path": "x_data/g1_0.npy", "shape": [3], "dtype": ">i4"})
+            '>i4 array of shape (3,), 12 B, in x_data/g1_0.npy (npy)'
+        """
+        return describe_entry(entry, self.name)
+
+
+@hookimpl
+def persist_hooks_backends() -> list[type[Backend]]:
+    """Contribute :class:`NpyBackend`, exactly as a third-party backend plugin would.
+
+    Example:
+        >>> persist_hooks_backends()
+        [<class 'persist_hooks.backends.npy.NpyBackend'>]
+    """
+    return [NpyBackend]

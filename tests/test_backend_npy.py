@@ -1,0 +1,298 @@
+"""The npy backend: the shared conformance suite plus npy specifics (layout, header growth, costs)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from persist_hooks.backends import npy
+from persist_hooks.backends.npy import NpyBackend
+from persist_hooks.errors import BackendError, FormatError
+from persist_hooks.testing import BackendTests, assert_identical, sample_array
+
+
+class TestNpyConformance(BackendTests):
+    backend_cls = NpyBackend
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    d = tmp_path / "ds"
+    d.mkdir()
+    return d
+
+
+def _header(path: Path) -> tuple[tuple[int, int], int, dict[str, Any]]:
+    """(version, data offset, header fields) of an npy file, read with numpy's public API."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+    mm = np.load(path, mmap_mode="r", allow_pickle=True)  # allow_pickle lifts the header size limit
+    fortran = bool(mm.ndim > 1 and mm.flags.f_contiguous and not mm.flags.c_contiguous)
+    offset = mm.offset if isinstance(mm, np.memmap) else path.stat().st_size - mm.nbytes
+    return version, offset, {"shape": mm.shape, "fortran_order": fortran, "dtype": mm.dtype}
+
+
+def test_file_layout_and_entries(root: Path) -> None:
+    arrays = {"array_0": np.arange(3), "weird key/../x": np.zeros((2, 2), ">f4")}
+    entries = NpyBackend().write(root, "x_data/g3", arrays)
+    assert entries == {
+        "array_0": {"path": "x_data/g3_0.npy", "shape": [3], "dtype": "<i8"},
+        "weird key/../x": {"path": "x_data/g3_1.npy", "shape": [2, 2], "dtype": ">f4"},
+    }
+    assert sorted(p.name for p in (root / "x_data").iterdir()) == ["g3_0.npy", "g3_1.npy"]
+    for key, arr in arrays.items():
+        assert_identical(np.load(root / entries[key]["path"]), arr)  # standard npy
+
+
+@pytest.mark.parametrize("shape", [(0,), (7,), (10**6, 3), (5, 4, 3), ()])
+def test_header_is_aligned_and_has_room_for_growth(root: Path, shape: tuple[int, ...]) -> None:
+    arr = np.zeros(shape, np.uint8)
+    entry = NpyBackend().write(root, "g1", {"a": arr})["a"]
+    version, offset, _ = _header(root / entry["path"])
+    assert version == (1, 0) and offset % 64 == 0
+    if shape:
+        big = npy._header_bytes(
+            arr.dtype, False, (10**20 + 1, *shape[1:]), total=offset, version=version
+        )
+        assert big is not None and len(big) == offset
+
+
+def test_append_rewrites_header_in_place(root: Path) -> None:
+    b = NpyBackend()
+    entry = b.write(root, "g1", {"a": np.arange(10.0).reshape(5, 2)})["a"]
+    path = root / entry["path"]
+    _, offset, _ = _header(path)
+    inode = path.stat().st_ino
+    p = b.open(root, entry, mode="a")
+    p.append(np.ones((3, 2)))
+    p.append(np.full(2, 9.0))
+    _, offset2, header = _header(path)
+    assert (offset2, header["shape"], path.stat().st_ino) == (offset, (9, 2), inode)
+    assert path.stat().st_size == offset + 9 * 16
+    assert_identical(
+        np.load(path),
+        np.concatenate([np.arange(10.0).reshape(5, 2), np.ones((3, 2)), [[9.0, 9.0]]]),
+    )
+
+
+def test_fortran_file_is_kept_then_rewritten_once_for_append(root: Path) -> None:
+    arr = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    b = NpyBackend()
+    entry = b.write(root, "g1", {"a": arr})["a"]
+    path = root / entry["path"]
+    assert _header(path)[2]["fortran_order"] is True
+    mm = b.open(root, entry)
+    assert mm.flags.f_contiguous and isinstance(mm, np.memmap)
+    p = b.open(root, entry, mode="a")
+    p.append(np.arange(4.0))
+    assert _header(path)[2]["fortran_order"] is False
+    inode = path.stat().st_ino
+    p.append(np.arange(4.0) + 1)
+    assert path.stat().st_ino == inode  # only the first append rewrote the file
+    assert_identical(p[...], np.concatenate([arr, [np.arange(4.0)], [np.arange(4.0) + 1]]))
+    assert_identical(mm, arr)  # an earlier reader keeps its (old) data
+
+
+def test_foreign_files_without_padding_still_grow(root: Path) -> None:
+    """A hand-made npy file with no spare header room is rewritten once (O(n)) and stays correct."""
+    arr = np.arange(6, dtype="<i2")
+    header = "{'descr': '<i2', 'fortran_order': False, 'shape': (6,), }"
+    pad = (-(10 + len(header) + 1)) % 64
+    raw = (
+        b"\x93NUMPY\x01\x00"
+        + (len(header) + pad + 1).to_bytes(2, "little")
+        + header.encode()
+        + b" " * pad
+        + b"\n"
+    )
+    (root / "hand.npy").write_bytes(raw + arr.tobytes())
+    entry = {"path": "hand.npy", "shape": [6], "dtype": "<i2"}
+    assert_identical(NpyBackend().open(root, entry, trusted=False), arr)
+    p = NpyBackend().open(root, entry, mode="a")
+    p.append(np.arange(10**4, dtype="<i2"))  # 5-digit length: more than the header had room for
+    assert_identical(
+        np.load(root / "hand.npy"), np.concatenate([arr, np.arange(10**4, dtype="<i2")])
+    )
+
+
+def test_numpy_save_files_are_appendable(root: Path) -> None:
+    np.save(root / "saved.npy", np.eye(3))
+    entry = {"path": "saved.npy", "shape": [3, 3], "dtype": "<f8"}
+    p = NpyBackend().open(root, entry, mode="a")
+    p.append(np.ones(3))
+    assert_identical(np.load(root / "saved.npy"), np.vstack([np.eye(3), np.ones(3)]))
+
+
+def test_shrink_keeps_bytes_and_regrowth_reads_zeros(root: Path) -> None:
+    b = NpyBackend()
+    entry = b.write(root, "g1", {"a": np.arange(1.0, 9.0)})["a"]
+    path = root / entry["path"]
+    size = path.stat().st_size
+    reader = b.open(root, entry)  # a mapped reader must survive the shrink
+    p = b.open(root, entry, mode="a")
+    p.resize(2)
+    assert path.stat().st_size == size and p.shape == (2,)
+    assert_identical(reader, np.arange(1.0, 9.0))
+    p.resize(5)
+    assert_identical(p[...], np.array([1.0, 2.0, 0.0, 0.0, 0.0]))
+    p.append(7.0)
+    assert_identical(np.load(path), np.array([1.0, 2.0, 0, 0, 0, 7.0]))
+
+
+def test_stale_bytes_after_a_crashed_append_are_not_resurrected(root: Path) -> None:
+    b = NpyBackend()
+    entry = b.write(root, "g1", {"a": np.ones(2)})["a"]
+    path = root / entry["path"]
+    with open(path, "ab") as fh:  # data of an append whose header update never happened
+        fh.write(np.full(3, 5.0).tobytes())
+    assert_identical(b.open(root, entry, trusted=False), np.ones(2))
+    p = b.open(root, entry, mode="a")
+    p[3] = 4.0
+    assert_identical(p[...], np.array([1.0, 1.0, 0.0, 4.0]))
+
+
+def test_non_contiguous_arrays_stream_in_blocks(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(npy, "BLOCK_BYTES", 64)
+    base = sample_array(">c16", (40, 9), seed=1)
+    cases = {
+        "a": base[::3, ::-2],
+        "b": base.T[1:],
+        "c": sample_array([("x", "<i4"), ("y", "S3")], (50,))[::2],
+    }
+    entries = NpyBackend().write(root, "g1", cases)
+    for key, arr in cases.items():
+        assert_identical(np.load(root / entries[key]["path"]), np.ascontiguousarray(arr))
+    p = NpyBackend().open(root, entries["a"], mode="a")
+    p.append(base[:5, ::-2][::-1])
+    assert_identical(p[...], np.concatenate([cases["a"], base[:5, ::-2][::-1]]).astype(">c16"))
+
+
+def test_read_modes(root: Path) -> None:
+    b = NpyBackend()
+    entries = b.write(root, "g1", {"a": np.arange(4), "z": np.zeros((0, 3)), "s": np.array(2.0)})
+    a = b.open(root, entries["a"])
+    assert type(a) is np.memmap and not a.flags.writeable
+    z = b.open(root, entries["z"])
+    assert z.shape == (0, 3) and not z.flags.writeable
+    s = b.open(root, entries["s"])
+    assert s.shape == () and float(s) == 2.0
+    with pytest.raises(ValueError, match="mode"):
+        b.open(root, entries["a"], mode="w")  # type: ignore[arg-type]
+
+
+def test_pickled_object_files(root: Path) -> None:
+    obj = np.array([{"a": 1}, None], dtype=object)
+    np.save(root / "obj.npy", obj, allow_pickle=True)
+    entry = {"path": "obj.npy", "shape": [2], "dtype": "|O"}
+    b = NpyBackend()
+    assert b.open(root, entry, trusted=True)[0] == {"a": 1}
+    with pytest.raises(FormatError, match=r"obj\.npy.*pickled"):
+        b.open(root, entry, trusted=False)
+    with pytest.raises(BackendError, match="pickled"):
+        b.open(root, entry, mode="a")
+
+
+def test_dtype_errors_give_advice() -> None:
+    with pytest.raises(BackendError, match="object arrays stay in the Python source"):
+        NpyBackend().check_dtype(np.dtype(object))
+    with pytest.raises(BackendError, match=r"StringDType.*astype\(str\)"):
+        NpyBackend().check_dtype(np.dtypes.StringDType())
+
+
+@pytest.mark.parametrize(
+    "names", [["中", "b"], [f"field_{i:05d}" for i in range(4000)]], ids=["utf8", "huge"]
+)
+def test_header_versions_3_and_2(root: Path, names: list[str]) -> None:
+    dtype = np.dtype([(n, "<i2") for n in names])
+    arr = sample_array(dtype, (3,), seed=2)
+    b = NpyBackend()
+    entry = b.write(root, "g1", {"a": arr})["a"]
+    version, offset, _ = _header(root / entry["path"])
+    assert version == ((3, 0) if names[0] == "中" else (2, 0)) and offset % 64 == 0
+    assert_identical(b.open(root, entry, trusted=False), arr)
+    p = b.open(root, entry, mode="a")
+    p.append(arr[:1])
+    assert_identical(p[...], np.concatenate([arr, arr[:1]]))
+
+
+def test_attrs_sidecar(root: Path) -> None:
+    b = NpyBackend()
+    entry = b.write(root, "x_data/g1", {"a": np.arange(3)})["a"]
+    p = b.open(root, entry, mode="a")
+    p.attrs["units"] = "m"
+    side = root / "x_data/g1_0.npy.attrs.json"
+    assert side.exists() and '"units": "m"' in side.read_text()
+    assert b.paths([entry]) == {"x_data/g1_0.npy"}
+    side.write_text("{not json")
+    with pytest.raises(FormatError, match=r"attrs\.json"):
+        dict(p.attrs)
+    side.write_text('{"a": 1}')
+    assert dict(p.attrs) == {"a": 1}
+    del p.attrs["a"]
+    assert not side.exists()  # an empty sidecar is removed
+
+
+def test_durable_fsyncs_only_when_asked(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    b = NpyBackend()
+    arrays = {"a": np.arange(3), "b": np.ones(2)}
+    b.write(root, "d/g1", arrays)
+    assert calls == []
+    b.write(root, "d/g2", arrays, durable=True)
+    assert len(calls) >= 3  # two files and at least their directory
+
+
+def test_plain_loader_maps_files(root: Path) -> None:
+    from persist_hooks.testing import run_plain_loader
+
+    b = NpyBackend()
+    entries = b.write(root, "x_data/g1", {"array_0": np.arange(5.0), "array_1": np.zeros(0)})
+    report = run_plain_loader(root, b.plain_loader(entries))
+    assert report["types"] == {"array_0": "numpy.memmap", "array_1": "numpy.ndarray"}
+
+
+def test_write_cost_close_to_numpy_save(root: Path) -> None:
+    """Writing costs about what ``numpy.save`` costs (a generous bound: no extra copies or passes)."""
+    arr = np.random.default_rng(0).random(2_000_000)  # 16 MB
+    b = NpyBackend()
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    counter = iter(range(100))
+    ours = best(lambda: b.write(root, f"w/g{next(counter)}", {"a": arr}))
+    theirs = best(lambda: np.save(root / f"np{next(counter)}.npy", arr))
+    assert ours < 3 * theirs + 0.01
+
+
+def test_failure_mid_write_removes_files_and_new_directories(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = npy._write_data
+    calls: list[int] = []
+
+    def failing(fh: Any, arr: Any, fortran: bool) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(fh, arr, fortran)
+
+    monkeypatch.setattr(npy, "_write_data", failing)
+    with pytest.raises(OSError, match="No space"):
+        NpyBackend().write(root, "x_data/deep/g1", {"a": np.arange(3), "b": np.arange(4)})
+    assert len(calls) == 2
+    assert list(root.iterdir()) == []
