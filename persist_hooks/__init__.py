@@ -13,10 +13,9 @@ Example:
     {'x': [1, 2]}
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+# No imports at module level: the import hook's .pth imports this package at every
+# interpreter start-up, which must stay under a millisecond (typing alone costs ~10 ms).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -27,6 +26,7 @@ _LAZY: dict[str, str] = {
     "DataSet": "persist_hooks.dataset",
     "install": "persist_hooks.importer",
     "uninstall": "persist_hooks.importer",
+    "is_installed": "persist_hooks.importer",
     "hookimpl": "persist_hooks.hookspecs",
     "hookspec": "persist_hooks.hookspecs",
     "backends": "persist_hooks.plugins",
@@ -45,6 +45,8 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .archive import Archive as Archive
     from .archive.restore import restore as restore
     from .dataset import DataSet as DataSet
@@ -60,13 +62,16 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl as hookimpl
     from .hookspecs import hookspec as hookspec
     from .importer import install as install
+    from .importer import is_installed as is_installed
     from .importer import uninstall as uninstall
     from .plugins import backends as backends
     from .plugins import representers as representers
     from .rep import Rep as Rep
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
+    import importlib
+
     try:
         module = _LAZY[name]
     except KeyError:
@@ -76,5 +81,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> list[str]:
+def __dir__() -> "list[str]":
     return sorted(set(globals()) | set(_LAZY))
