@@ -1,0 +1,441 @@
+"""Text of DataSet files (format 1, see docs/format.md): render and parse, no I/O.
+
+Item files ``<name>.py`` carry a JSON header on line 2 and the archive body
+between ``# persist_hooks: begin`` / ``# persist_hooks: end``; ``__init__.py``
+holds one block per key between ``_info_dict = {}`` and ``# -- end of keys``,
+followed by a plain-Python footer.  Files without this structure (persist 3.x,
+hand-written) are *foreign*: the parsers return ``None`` and the caller runs
+them whole, as plain Python would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import FormatError
+
+__all__ = [
+    "BEGIN",
+    "END",
+    "END_OF_KEYS",
+    "FORMAT",
+    "HEADER_PREFIX",
+    "INIT_FOOTER",
+    "KEY_PREFIX",
+    "MARKER_TEXT",
+    "InitLayout",
+    "ItemText",
+    "block_runs",
+    "find_key_block",
+    "init_keys",
+    "make_header",
+    "marker_format",
+    "padded",
+    "parse_init",
+    "parse_item",
+    "remove_key_block",
+    "render_init",
+    "render_item",
+    "render_key_block",
+    "set_key_block",
+]
+
+FORMAT = 1
+"""The on-disk format version this module reads and writes."""
+
+MARKER_TEXT = f"persist_hooks DataSet format {FORMAT}\n"
+"""Content of ``_this_dir_is_a_DataSet`` (persist 3.x left it empty)."""
+
+HEADER_PREFIX = "# persist_hooks: "
+BEGIN = "# persist_hooks: begin"
+END = "# persist_hooks: end"
+INFO_START = "_info_dict = {}"
+KEY_PREFIX = "# -- key: "
+END_OF_KEYS = "# -- end of keys"
+
+INIT_FOOTER = """\
+# -- plain-Python access to the items (persist_hooks' import hook does its own) --
+def __getattr__(name):
+    import importlib
+    import os
+    if not name.startswith('_') and os.path.isfile(
+            os.path.join(os.path.dirname(__file__), name + '.py')):
+        return importlib.import_module(__name__ + '.' + name)
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_info_dict))
+"""
+"""Footer of ``__init__.py``: lazy item import (PEP 562) when imported by plain Python."""
+
+_KEY_RE = re.compile(r"^# -- key: (.*)$", re.MULTILINE)
+_MARKER_RE = re.compile(r"^persist_hooks DataSet format (\d+)\s*$")
+
+
+def _doc_repr(value: str) -> str:
+    """``repr`` that is safe inside a triple-double-quoted docstring."""
+    return repr(value).replace('"', '\\"')
+
+
+def marker_format(text: str) -> int | None:
+    """The format number recorded in a marker file's text (``None``: persist 3.x, empty).
+
+    Raises :class:`persist_hooks.FormatError` for text that is not a marker.
+
+    Example:
+        >>> marker_format(MARKER_TEXT), marker_format("")
+        (1, None)
+    """
+    if not text.strip():
+        return None
+    match = _MARKER_RE.match(text.strip())
+    if match is None:
+        raise FormatError(f"unrecognised DataSet marker text {text[:80]!r}")
+    return int(match.group(1))
+
+
+def padded(body: str, first_line: int) -> str:
+    """``body`` preceded by newlines so that, compiled, its lines keep their file line numbers.
+
+    Example:
+        >>> padded("x = 1\\n", 3)
+        '\\n\\nx = 1\\n'
+    """
+    return "\n" * (first_line - 1) + body
+
+
+# ---------------------------------------------------------------- item files
+
+
+def make_header(
+    *,
+    generation: int,
+    backend: str,
+    options: Mapping[str, Any],
+    arrays: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The JSON header of an item file, keys in the documented order.
+
+    Example:
+        >>> make_header(generation=1, backend="npy", options={}, arrays={})
+        {'format': 1, 'generation': 1, 'backend': 'npy', 'options': {}, 'arrays': {}}
+    """
+    return {
+        "format": FORMAT,
+        "generation": generation,
+        "backend": backend,
+        "options": dict(options),
+        "arrays": {key: dict(entry) for key, entry in arrays.items()},
+    }
+
+
+def render_item(
+    name: str, dataset: str, body: str, *, header: Mapping[str, Any], loader: str = ""
+) -> str:
+    """The text of item file ``<name>.py``.
+
+    ``body`` is archive source binding ``name`` (it may use ``_arrays``);
+    ``loader`` is the backend's plain-Python source binding ``_arrays`` (empty
+    when the item has no external arrays).
+
+    Example:
+        >>> h = make_header(generation=1, backend="npy", options={}, arrays={})
+        >>> print(render_item("x", "mydata", "x = [1, 2]\\n", header=h))
+        \"\"\"Item 'x' of DataSet 'mydata', written by persist_hooks (format 1).\"\"\"
+        # persist_hooks: {"format": 1, "generation": 1, "backend": "npy", "options": {}, "arrays": {}}
+        # persist_hooks: begin
+        x = [1, 2]
+        # persist_hooks: end
+        import sys as _sys
+        _sys.modules[__name__] = x
+        <BLANKLINE>
+    """
+    if loader and not loader.endswith("\n"):
+        loader += "\n"
+    if body and not body.endswith("\n"):
+        body += "\n"
+    header_json = json.dumps(dict(header), ensure_ascii=True, allow_nan=False)
+    return (
+        f'"""Item {_doc_repr(name)} of DataSet {_doc_repr(dataset)}, '
+        f'written by persist_hooks (format {FORMAT})."""\n'
+        f"{HEADER_PREFIX}{header_json}\n"
+        f"{loader}"
+        f"{BEGIN}\n"
+        f"{body}"
+        f"{END}\n"
+        "import sys as _sys\n"
+        f"_sys.modules[__name__] = {name}\n"
+    )
+
+
+@dataclass(frozen=True)
+class ItemText:
+    """A parsed item file: its header, and its archive body starting at line ``body_line``.
+
+    Example:
+        >>> h = make_header(generation=2, backend="npy", options={}, arrays={})
+        >>> item = parse_item(render_item("x", "d", "x = 1\\n", header=h), "x.py")
+        >>> item.header["generation"], item.body, item.body_line
+        (2, 'x = 1\\n', 4)
+    """
+
+    header: dict[str, Any]
+    body: str
+    body_line: int
+
+
+def parse_item(text: str, filename: str) -> ItemText | None:
+    """Parse an item file; ``None`` if it is foreign (no header on line 2 or no markers).
+
+    A header that is present but not valid JSON of a known format raises
+    :class:`persist_hooks.FormatError` naming the file and line.
+
+    Example:
+        >>> parse_item("x = 1\\nimport sys\\n", "x.py") is None
+        True
+    """
+    eol1 = text.find("\n")
+    if eol1 < 0:
+        return None
+    eol2 = text.find("\n", eol1 + 1)
+    line2 = text[eol1 + 1 : eol2 if eol2 >= 0 else len(text)]
+    if not line2.startswith(HEADER_PREFIX + "{"):
+        return None
+    try:
+        header = json.loads(line2[len(HEADER_PREFIX) :])
+    except ValueError as exc:
+        raise FormatError(f"{filename}, line 2: invalid persist_hooks header: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("arrays", {}), dict):
+        raise FormatError(f"{filename}, line 2: the persist_hooks header must be a JSON object")
+    fmt = header.get("format")
+    if fmt != FORMAT:
+        raise FormatError(
+            f"{filename}, line 2: item written in format {fmt!r}; this persist_hooks reads "
+            f"format {FORMAT} (upgrade persist_hooks to read newer formats)"
+        )
+    begin = text.find(f"\n{BEGIN}\n", eol2)
+    if begin < 0:
+        return None
+    body_start = begin + len(BEGIN) + 2
+    end = text.rfind(f"\n{END}\n", body_start - 1)
+    if end < 0:
+        if not text.endswith(f"\n{END}"):
+            return None
+        end = len(text) - len(END) - 1
+    body = text[body_start : end + 1]
+    return ItemText(header, body, text.count("\n", 0, body_start) + 1)
+
+
+# ---------------------------------------------------------------- __init__.py
+
+
+def render_key_block(name: str, assignment: str | None) -> str:
+    """The ``__init__.py`` block of key ``name``.
+
+    ``assignment`` is flat source assigning the metadata to
+    ``_info_dict['<name>']`` (``None``: the key has no metadata).
+
+    Example:
+        >>> print(render_key_block("x", None), end="")
+        # -- key: x
+        _info_dict['x'] = None
+    """
+    if "\n" in name or not name:
+        raise ValueError(f"invalid key {name!r}")
+    if assignment is None:
+        assignment = f"_info_dict[{name!r}] = None\n"
+    elif not assignment.endswith("\n"):
+        assignment += "\n"
+    return f"{KEY_PREFIX}{name}\n{assignment}"
+
+
+def render_init(dataset: str, blocks: Iterable[str] = ()) -> str:
+    """The text of ``__init__.py`` with the given key blocks, in order.
+
+    Example:
+        >>> text = render_init("mydata", [render_key_block("x", None)])
+        >>> print(text[: text.index("# -- plain")], end="")
+        \"\"\"DataSet 'mydata' written by persist_hooks (format 1); see docs/format.md.\"\"\"
+        _info_dict = {}
+        # -- key: x
+        _info_dict['x'] = None
+        # -- end of keys
+    """
+    return (
+        f'"""DataSet {_doc_repr(dataset)} written by persist_hooks (format {FORMAT}); '
+        'see docs/format.md."""\n'
+        f"{INFO_START}\n" + "".join(blocks) + f"{END_OF_KEYS}\n" + INIT_FOOTER
+    )
+
+
+@dataclass(frozen=True)
+class InitLayout:
+    """Where the key blocks of a structured ``__init__.py`` are.
+
+    ``blocks_start`` is the offset of the first block (just after
+    ``_info_dict = {}``), ``blocks_end`` that of the ``# -- end of keys`` line;
+    ``first_line`` is the line number of ``_info_dict = {}``.
+
+    Example:
+        >>> text = render_init("d", [render_key_block("x", None)])
+        >>> lay = parse_init(text)
+        >>> text[lay.blocks_start : lay.blocks_end]
+        "# -- key: x\\n_info_dict['x'] = None\\n"
+    """
+
+    info_start: int
+    blocks_start: int
+    blocks_end: int
+    first_line: int
+
+    def blocks_source(self, text: str) -> str:
+        """The source from ``_info_dict = {}`` through the last block (for safe evaluation).
+
+        Example:
+            >>> text = render_init("d")
+            >>> parse_init(text).blocks_source(text)
+            '_info_dict = {}\\n'
+        """
+        return text[self.info_start : self.blocks_end]
+
+
+def parse_init(text: str) -> InitLayout | None:
+    """Locate the key blocks of ``__init__.py``; ``None`` if it lacks the block structure.
+
+    Example:
+        >>> parse_init("_info_dict = {'x': 1}\\n") is None
+        True
+    """
+    start = f"\n{INFO_START}\n"
+    info = text.find(start)
+    if info < 0:
+        if not text.startswith(start[1:]):
+            return None
+        info = -1
+    blocks_start = info + len(start)
+    end = text.find(f"\n{END_OF_KEYS}\n", blocks_start - 1)
+    if end < 0:
+        return None
+    return InitLayout(info + 1, blocks_start, end + 1, text.count("\n", 0, info + 1) + 1)
+
+
+def _layout(text: str) -> InitLayout:
+    layout = parse_init(text)
+    if layout is None:
+        raise ValueError("__init__.py text has no key-block structure; render it anew")
+    return layout
+
+
+def init_keys(text: str) -> list[str] | None:
+    """The keys with a block in ``__init__.py``, in file order (``None``: not structured).
+
+    Example:
+        >>> init_keys(render_init("d", [render_key_block("b", None), render_key_block("a", None)]))
+        ['b', 'a']
+    """
+    layout = parse_init(text)
+    if layout is None:
+        return None
+    return _KEY_RE.findall(text, layout.blocks_start, layout.blocks_end)
+
+
+_NONE_BLOCK_RE = re.compile(r"# -- key: ([^\W\d]\w*)\n_info_dict\['\1'\] = None\n")
+
+
+def block_runs(text: str, layout: InitLayout) -> list[tuple[int, int, list[str] | None]]:
+    """Split the key blocks into runs ``(start, end, keys)``.
+
+    ``keys`` lists the keys of a run of blocks that only set their metadata to
+    ``None`` (readers need not compile those); it is ``None`` for a run of
+    other blocks (or of hand-written lines), which must be executed.
+
+    Example:
+        >>> blocks = [render_key_block("a", None), render_key_block("b", "_info_dict['b'] = 1"),
+        ...           render_key_block("c", None), render_key_block("d", None)]
+        >>> text = render_init("d", blocks)
+        >>> [(keys, text[s:e].count("\\n")) for s, e, keys in block_runs(text, parse_init(text))]
+        [(['a'], 2), (None, 2), (['c', 'd'], 4)]
+    """
+    runs: list[tuple[int, int, list[str] | None]] = []
+    pos, end = layout.blocks_start, layout.blocks_end
+    while pos < end:
+        match = _NONE_BLOCK_RE.match(text, pos, end)
+        if match is not None:
+            keys = runs[-1][2] if runs else None
+            if keys is not None:
+                keys.append(match.group(1))
+                runs[-1] = (runs[-1][0], match.end(), keys)
+            else:
+                runs.append((pos, match.end(), [match.group(1)]))
+            pos = match.end()
+            continue
+        nxt = text.find(f"\n{KEY_PREFIX}", pos, end)
+        stop = end if nxt < 0 else nxt + 1
+        if runs and runs[-1][2] is None:
+            runs[-1] = (runs[-1][0], stop, None)
+        else:
+            runs.append((pos, stop, None))
+        pos = stop
+    return runs
+
+
+def find_key_block(text: str, name: str) -> tuple[int, int] | None:
+    """The ``(start, end)`` offsets of key ``name``'s block, or ``None`` if it has none.
+
+    Raises ``ValueError`` when ``text`` lacks the block structure.  Costs one
+    search of the text, whatever the number of keys.
+
+    Example:
+        >>> text = render_init("d", [render_key_block("x", None)])
+        >>> start, end = find_key_block(text, "x"); text[start:end]
+        "# -- key: x\\n_info_dict['x'] = None\\n"
+    """
+    layout = _layout(text)
+    needle = f"\n{KEY_PREFIX}{name}\n"
+    pos = text.find(needle, layout.blocks_start - 1, layout.blocks_end)
+    if pos < 0:
+        return None
+    start = pos + 1
+    nxt = text.find(f"\n{KEY_PREFIX}", start + len(needle) - 2, layout.blocks_end)
+    end = layout.blocks_end if nxt < 0 else nxt + 1
+    return start, end
+
+
+def set_key_block(text: str, name: str, block: str) -> str:
+    """Replace key ``name``'s block by ``block`` (appending it if the key is new).
+
+    Other blocks are copied as text, never re-generated.
+
+    Example:
+        >>> text = render_init("d", [render_key_block("x", None)])
+        >>> text = set_key_block(text, "x", render_key_block("x", "_info_dict['x'] = 1"))
+        >>> text = set_key_block(text, "y", render_key_block("y", None))
+        >>> init_keys(text), "_info_dict['x'] = 1" in text
+        (['x', 'y'], True)
+    """
+    span = find_key_block(text, name)
+    if span is None:
+        end = _layout(text).blocks_end
+        return text[:end] + block + text[end:]
+    start, end = span
+    return text[:start] + block + text[end:]
+
+
+def remove_key_block(text: str, name: str) -> str:
+    """``text`` without key ``name``'s block (unchanged if it has none).
+
+    Example:
+        >>> text = render_init("d", [render_key_block("x", None)])
+        >>> init_keys(remove_key_block(text, "x"))
+        []
+    """
+    span = find_key_block(text, name)
+    if span is None:
+        return text
+    start, end = span
+    return text[:start] + text[end:]

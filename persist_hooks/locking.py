@@ -1,0 +1,231 @@
+"""The inter-process writer lock of a DataSet directory (one guarded lock per path per process).
+
+fasteners' inter-process lock is a POSIX ``lockf`` lock.  Such locks belong to
+the *process*: a second lock object on the same file in the same process
+acquires at once, and closing any descriptor of the file silently drops the lock
+of the first.  So this module keeps exactly one :class:`WriterLock` per real
+lock-file path per process (a registry under a :class:`threading.RLock`).  The
+object is re-entrant within a thread (it counts), serialises the threads of one
+process with a thread lock, and takes the file lock on the first acquisition
+and drops it on the last release.  The kernel releases a ``lockf`` lock when
+its process dies, so a writer killed with ``SIGKILL`` never blocks anyone; the
+lock file itself is harmless and may stay.
+
+Readers take no lock: DataSet writes are atomic renames of immutable files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import fasteners
+
+from .errors import LockTimeout
+
+__all__ = ["LOCK_NAME", "WriterLock", "lock_path", "writer_lock"]
+
+LOCK_NAME = ".persist_hooks.lock"
+"""Name of the lock file inside a DataSet directory."""
+
+_POLL_DELAY = 0.002
+_POLL_MAX_DELAY = 0.05
+
+
+class WriterLock:
+    """Exclusive writer lock on one lock file: inter-process, inter-thread and re-entrant.
+
+    Do not construct it directly; :func:`writer_lock` returns the one instance
+    for a path, which every DataSet object on that directory in this process
+    shares.
+
+    Example:
+        >>> import tempfile
+        >>> lock = writer_lock(tempfile.mkdtemp())
+        >>> with lock.hold(timeout=1):
+        ...     with lock.hold(timeout=1):   # re-entrant in the same thread
+        ...         lock.held
+        True
+        >>> lock.held
+        False
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._reinit()
+
+    def _reinit(self) -> None:
+        self._pid = os.getpid()
+        self._thread_lock = threading.RLock()
+        self._owner: int | None = None
+        self._count = 0
+        self._process_lock = fasteners.InterProcessLock(self.path)
+
+    @property
+    def held(self) -> bool:
+        """Whether the calling thread holds the lock.
+
+        Example:
+            >>> import tempfile
+            >>> writer_lock(tempfile.mkdtemp()).held
+            False
+        """
+        return self._pid == os.getpid() and self._owner == threading.get_ident()
+
+    def acquire(self, timeout: float | None = None) -> None:
+        """Take the lock, waiting at most ``timeout`` seconds (``None``: for ever).
+
+        Raises :class:`persist_hooks.LockTimeout` naming the lock file when the
+        lock cannot be had in time.
+
+        Example:
+            >>> import tempfile
+            >>> lock = writer_lock(tempfile.mkdtemp())
+            >>> lock.acquire(timeout=0); lock.release()
+        """
+        if self._pid != os.getpid():  # forked child: the parent's lock state is not ours
+            self._reinit()
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 or None, not {timeout!r}")
+        me = threading.get_ident()
+        if self._owner == me:
+            self._count += 1
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._thread_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise self._timeout_error(timeout, "another thread of this process is writing")
+        try:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            got = self._process_lock.acquire(
+                blocking=True, delay=_POLL_DELAY, max_delay=_POLL_MAX_DELAY, timeout=left
+            )
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        if not got:
+            holder = self._holder_pid()
+            self._close_handle()  # fasteners leaves it open after a timeout
+            self._thread_lock.release()
+            who = f"process {holder}" if holder else "another process"
+            raise self._timeout_error(timeout, f"{who} is writing")
+        self._owner = me
+        self._count = 1
+
+    def release(self) -> None:
+        """Release one level of the lock; the file lock goes with the last one.
+
+        Example:
+            >>> import tempfile
+            >>> lock = writer_lock(tempfile.mkdtemp())
+            >>> lock.release()
+            Traceback (most recent call last):
+            ...
+            RuntimeError: cannot release un-acquired writer lock ...
+        """
+        if not self.held:
+            raise RuntimeError(f"cannot release un-acquired writer lock {self.path}")
+        self._count -= 1
+        if self._count:
+            return
+        self._owner = None
+        try:
+            self._process_lock.release()
+        finally:
+            self._thread_lock.release()
+
+    @contextlib.contextmanager
+    def hold(self, timeout: float | None = None) -> Iterator[None]:
+        """Context manager holding the lock (see :meth:`acquire` for ``timeout``).
+
+        Example:
+            >>> import tempfile
+            >>> lock = writer_lock(tempfile.mkdtemp())
+            >>> with lock.hold(timeout=5):
+            ...     pass
+        """
+        self.acquire(timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def _timeout_error(self, timeout: float | None, why: str) -> LockTimeout:
+        return LockTimeout(
+            f"could not get the writer lock {self.path} within {timeout} s: {why}. "
+            "Wait for that writer to finish, retry with a larger timeout=, or find the "
+            "process holding the lock (e.g. `fuser` on the lock file). Deleting the lock "
+            "file does not release the lock; a lock of a process that died is released "
+            "by the operating system.",
+            lock_path=self.path,
+        )
+
+    def _close_handle(self) -> None:
+        """Close the lock file's descriptor (only while this process does not hold the lock:
+        closing any descriptor of the file drops this process's ``lockf`` lock)."""
+        handle = self._process_lock.lockfile
+        self._process_lock.lockfile = None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
+
+    def _holder_pid(self) -> int | None:
+        """The pid holding the file lock (Linux ``F_GETLK``), or ``None`` if unknown."""
+        handle = self._process_lock.lockfile
+        if not sys.platform.startswith("linux") or handle is None or handle.closed:
+            return None
+        try:
+            query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+            answer = fcntl.fcntl(handle.fileno(), fcntl.F_GETLK, query)
+            l_type, _, _, _, pid = struct.unpack("hhqqi4x", answer)
+        except (OSError, struct.error):
+            return None
+        return int(pid) if l_type != fcntl.F_UNLCK and pid > 0 else None
+
+
+_registry: dict[str, WriterLock] = {}
+_registry_lock = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def writer_lock(root: str | os.PathLike[str]) -> WriterLock:
+    """Return this process's one :class:`WriterLock` for the DataSet directory ``root``.
+
+    The lock file is ``<root>/.persist_hooks.lock``; paths are compared after
+    resolving symbolic links, so every spelling of a directory gets the same lock.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> writer_lock(d) is writer_lock(d + "/.")
+        True
+    """
+    path = os.path.join(os.path.realpath(root), LOCK_NAME)
+    with _registry_lock:
+        lock = _registry.get(path)
+        if lock is None:
+            lock = _registry[path] = WriterLock(path)
+        return lock
+
+
+def lock_path(root: str | os.PathLike[str]) -> Path:
+    """The lock file of the DataSet directory ``root``.
+
+    Example:
+        >>> lock_path("/data/mydata").name
+        '.persist_hooks.lock'
+    """
+    return Path(root) / LOCK_NAME
