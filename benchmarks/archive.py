@@ -71,22 +71,22 @@ def main() -> None:
     previous: dict[str, float] = {}
     for n in args.sizes:
         data = build(n)
-        t_dumps = best(lambda: pickle.dumps(data), args.repeat)
+        t_dumps = best(lambda data=data: pickle.dumps(data), args.repeat)
         blob = pickle.dumps(data)
-        t_loads = best(lambda: pickle.loads(blob), args.repeat)
+        t_loads = best(lambda blob=blob: pickle.loads(blob), args.repeat)
         for scoped in (True, False):
             label = "scoped" if scoped else "flat"
 
-            def archive() -> str:
+            def archive(data: Any = data, scoped: bool = scoped) -> str:
                 a = ph.Archive(scoped=scoped)
                 a.insert(data=data)
                 return str(a)
 
             src = archive()
             t_arch = best(archive, args.repeat)
-            t_restore = best(lambda: ph.restore(src, env={"__name__": __name__}), args.repeat)
+            t_restore = best(lambda src=src: ph.restore(src, env={"__name__": __name__}), args.repeat)
 
-            def compile_exec() -> None:
+            def compile_exec(src: str = src) -> None:
                 exec(compile(src, "<bench>", "exec"), {"__name__": __name__})
 
             t_ce = best(compile_exec, args.repeat)
