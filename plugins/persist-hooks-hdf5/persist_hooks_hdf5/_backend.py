@@ -1,0 +1,705 @@
+"""The ``hdf5`` storage backend: one ``.h5`` file per item write, one dataset per array.
+
+Files
+    ``Backend.write(root, stem, arrays)`` creates ``<stem>.h5`` (``O_EXCL``: an
+    existing file is never overwritten) holding one dataset per key.  The
+    dataset is named after the key when the key is a plain identifier not
+    starting with ``_``, else ``_<position>``; the entry records it as ``key``
+    beside ``path``, ``shape`` and ``dtype``.
+
+Layout
+    Datasets of one or more dimensions are chunked and resizable along axis 0
+    (``maxshape[0] = None``) so proxies can append.  A chunk holds whole rows
+    and about 1 MiB (h5py's automatic ~100 kB chunks read 1.4-1.6x slower);
+    arrays smaller than that get a chunk of at least 64 KiB rounded to a power
+    of two of rows, rows larger than 4 MiB are split along the trailing axes.
+    0-d arrays are stored contiguous.  Files are opened with HDF5's chunk
+    cache disabled (``rdcc_nbytes=0``): each proxy operation opens the file
+    anew, so the cache never serves a second read, and without it whole-array
+    reads and writes of uncompressed chunks run at the speed of contiguous
+    storage (measured: 15 ms instead of 24 ms to read 1e7 float64).  Compression is opt-in through the
+    options ``compression`` (``None``, ``"gzip"``, ``"lzf"``),
+    ``compression_opts`` (gzip level 0-9) and ``shuffle``.
+
+dtypes
+    Every numeric, bool and complex dtype in either byte order and fixed-width
+    bytes (``S``) are stored natively, bit-exact.  HDF5 has no UCS4 string
+    type, so numpy unicode (``U<n>``) is stored as its code units: a ``uint32``
+    dataset (same byte order) with one more trailing axis of length ``n`` and the
+    attribute ``persist_hooks_view`` holding the numpy dtype to view it back as.
+    datetime, void, structured and extended-precision dtypes are refused with
+    a :class:`persist_hooks.BackendError` naming ``npy``; object arrays stay in
+    the Python source.
+
+Reading
+    ``open(mode="r")`` returns a read-only
+    :class:`~persist_hooks.backends.proxy.ArrayProxy`, ``mode="a"`` a writable
+    one, over :class:`Hdf5Driver`, which opens the file for each operation and
+    closes it at once: no handle is held.  Costs: every operation opens the
+    file (~0.2 ms); ``p[box]`` reads only the chunks the box touches; ``append``
+    resizes and writes the new rows in one open, O(rows); ``np.asarray(p)`` is
+    O(n).  HDF5 locks a file while a process has it open (readers shared,
+    writers exclusive); as every operation holds the file only briefly, an
+    open that finds it locked retries for up to 10 s, then raises
+    :class:`persist_hooks.LockTimeout`.  Attributes (``p.attrs``) are stored as one JSON string attribute
+    ``persist_hooks_attrs`` on the dataset.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp()); b = Hdf5Backend()
+    >>> b.write(root, "x_data/g1", {"array_0": np.arange(4.0)})
+    {'array_0': {'path': 'x_data/g1.h5', 'shape': [4], 'dtype': '<f8', 'key': 'array_0'}}
+    >>> import h5py
+    >>> with h5py.File(root / "x_data/g1.h5", "r") as f:
+    ...     f["array_0"][()]
+    array([0., 1., 2., 3.])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from persist_hooks.backends.base import (
+    Backend,
+    WriterLockFactory,
+    describe_entry,
+    dtype_from_json,
+    dtype_to_json,
+    entry_shape_dtype,
+    fsync_dir,
+    make_dirs,
+    make_entry,
+    resolve_path,
+    rollback_on_error,
+    same_layout,
+)
+from persist_hooks.backends.proxy import ArrayDriver, ArrayProxy
+from persist_hooks.errors import BackendError, FormatError, LockTimeout
+
+__all__ = ["Hdf5Backend", "Hdf5Driver"]
+
+CHUNK_BYTES = 1 << 20
+"""Target bytes per chunk for arrays of at least that size."""
+MIN_CHUNK_BYTES = 64 << 10
+"""Smallest chunk given to a small array (room to append without tiny chunks)."""
+MAX_CHUNK_BYTES = 4 << 20
+"""Rows larger than this are split along their trailing axes."""
+BLOCK_BYTES = 16 << 20
+"""Bytes per block when writing a non-contiguous array."""
+VIEW_ATTR = "persist_hooks_view"
+ATTRS_ATTR = "persist_hooks_attrs"
+COMPRESSIONS = (None, "gzip", "lzf")
+LOCK_WAIT = 10.0
+"""Seconds to wait for HDF5's file lock, held by another process for one operation."""
+_SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def _h5py() -> Any:
+    """Import h5py (lazily: the core and plain imports of this plugin never pay for it)."""
+    import h5py  # type: ignore[import-untyped]
+
+    return h5py
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dataset_name(key: str, position: int) -> str:
+    """The dataset name for ``key``: the key itself if it is a plain identifier, else ``_<position>``.
+
+    Example:
+        >>> _dataset_name("array_0", 0), _dataset_name("weird key/../x", 1)
+        ('array_0', '_1')
+    """
+    return key if _SAFE_NAME.match(key) else f"_{position}"
+
+
+def _storage_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype HDF5 stores for ``dtype``: itself, or ``uint32`` code units for unicode."""
+    if dtype.kind == "U":
+        return np.dtype("u4").newbyteorder(dtype.byteorder)
+    return dtype
+
+
+def _to_storage(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``arr`` as HDF5 stores it (unicode: a ``uint32`` view with one more trailing axis)."""
+    if arr.dtype.kind != "U":
+        return arr
+    width = arr.dtype.itemsize // 4
+    flat = np.ascontiguousarray(arr)
+    return flat.view(_storage_dtype(arr.dtype)).reshape(*arr.shape, width)
+
+
+def _from_storage(raw: Any, view: np.dtype[Any] | None) -> Any:
+    """Inverse of :func:`_to_storage` for data read back."""
+    if view is None:
+        return raw
+    raw = np.ascontiguousarray(raw)
+    return raw.view(view).reshape(raw.shape[:-1])
+
+
+def _layout(
+    shape: tuple[int, ...], itemsize: int, ndim: int
+) -> tuple[tuple[int, ...] | None, tuple[int | None, ...] | None]:
+    """``(chunks, maxshape)`` for a stored array of ``shape`` whose logical rank is ``ndim``.
+
+    Example:
+        >>> _layout((10**7,), 8, 1)
+        ((131072,), (None,))
+        >>> _layout((3, 0), 8, 2)
+        ((8192, 1), (None, None))
+        >>> _layout((), 8, 0)
+        (None, None)
+    """
+    if ndim == 0:
+        return None, None
+    maxshape: tuple[int | None, ...] = (None, *(None if n == 0 else n for n in shape[1:]))
+    dims = [max(n, 1) for n in shape[1:]]
+    row = math.prod(dims) * itemsize
+    if row >= CHUNK_BYTES:
+        while math.prod(dims) * itemsize > MAX_CHUNK_BYTES:
+            i = max(range(len(dims)), key=dims.__getitem__)
+            dims[i] = -(-dims[i] // 2)
+        return (1, *dims), maxshape
+    target = -(-CHUNK_BYTES // row)
+    small = 1 << max(shape[0] - 1, 0).bit_length()
+    rows = min(target, max(small, -(-MIN_CHUNK_BYTES // row)))
+    return (rows, *dims), maxshape
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _missing(path: Path, what: str = "") -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, f"No such HDF5 {what or 'file'}", str(path))
+
+
+@contextlib.contextmanager
+def _h5file(path: Path, mode: str = "r") -> Iterator[Any]:
+    """Open ``path`` with h5py; a missing file raises ``FileNotFoundError``, a damaged one FormatError."""
+    h5py = _h5py()
+    if not path.exists():
+        raise _missing(path)
+    deadline = time.monotonic() + LOCK_WAIT
+    pause = 0.001
+    while True:
+        try:
+            f = h5py.File(path, mode, rdcc_nbytes=0)
+            break
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if not path.exists():
+                raise _missing(path) from None
+            if not _is_lock_error(exc):
+                raise FormatError(f"{path}: not a readable HDF5 file: {exc}") from None
+            # another process has the file open for one operation (HDF5 file locking)
+            if time.monotonic() > deadline:
+                raise LockTimeout(
+                    f"{path}: HDF5 file still locked by another process after {LOCK_WAIT} s"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+    try:
+        with f:
+            yield f
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise FormatError(f"{path}: damaged HDF5 data: {exc}") from None
+
+
+def _is_lock_error(exc: OSError) -> bool:
+    """Whether h5py failed to open a file because another process holds HDF5's lock on it."""
+    return "unable to lock file" in str(exc).lower() or exc.errno in (
+        errno.EAGAIN,
+        errno.EWOULDBLOCK,
+    )
+
+
+def _dataset(f: Any, key: str, path: Path) -> Any:
+    h5py = _h5py()
+    try:
+        ds = f[key]
+    except KeyError:
+        raise _missing(path, f"dataset {key!r} in file") from None
+    if not isinstance(ds, h5py.Dataset):
+        raise FormatError(f"{path}: {key!r} is not an HDF5 dataset")
+    return ds
+
+
+def _view_of(ds: Any, path: Path) -> np.dtype[Any] | None:
+    """The unicode dtype a ``uint32`` dataset stands for, or ``None``; FormatError if inconsistent."""
+    attr = ds.attrs.get(VIEW_ATTR)
+    if attr is None:
+        return None
+    if isinstance(attr, bytes):
+        attr = attr.decode("utf8")
+    view = dtype_from_json(str(attr))
+    if (
+        view.kind != "U"
+        or ds.dtype != _storage_dtype(view)
+        or not ds.shape
+        or ds.shape[-1] != view.itemsize // 4
+    ):
+        raise FormatError(f"{path}: dataset {ds.name!r} has an inconsistent {VIEW_ATTR} attribute")
+    return view
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+class Hdf5Driver(ArrayDriver):
+    """Raw access to one dataset of an ``.h5`` file for an :class:`ArrayProxy` (opens the file per operation).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> e = Hdf5Backend().write(root, "g1", {"a": np.arange(3)})["a"]
+        >>> d = Hdf5Driver(root / e["path"], e["path"], e["key"], np.dtype("<i8"))
+        >>> d.shape, d.read((slice(1, 3, 1),))
+        ((3,), array([1, 2]))
+    """
+
+    native_indexing: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        path: Path,
+        relative: str,
+        key: str,
+        dtype: np.dtype[Any],
+        *,
+        durable: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.relative = relative
+        self.key = key
+        self._dtype = np.dtype(dtype)
+        self._view = self._dtype if self._dtype.kind == "U" else None
+        self.durable = durable
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "relative": self.relative,
+            "key": self.key,
+            "dtype": dtype_to_json(self._dtype),
+            "durable": self.durable,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            Path(state["path"]),
+            state["relative"],
+            state["key"],
+            dtype_from_json(state["dtype"]),
+            durable=state["durable"],
+        )
+
+    @property
+    def location(self) -> str:
+        """``"HDF5 dataset <file>:/<key>"``."""
+        return f"HDF5 dataset {self.relative}:/{self.key}"
+
+    @contextlib.contextmanager
+    def _open(self, mode: str = "r") -> Iterator[Any]:
+        with _h5file(self.path, mode) as f:
+            yield _dataset(f, self.key, self.path)
+        if mode != "r" and self.durable:
+            _fsync_file(self.path)
+
+    def _stored_box(self, box: tuple[slice, ...]) -> tuple[slice, ...]:
+        return (*box, slice(None)) if self._view is not None else box
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The dataset's shape now (without the code-unit axis of unicode data)."""
+        with self._open() as ds:
+            shape = tuple(int(n) for n in ds.shape)
+        return shape[:-1] if self._view is not None else shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The numpy dtype of the stored array."""
+        return self._dtype
+
+    def read(self, index: Any) -> Any:
+        """Return the box ``index`` (a tuple of positive-step slices) as a new array."""
+        box = tuple(index)
+        if any(len(range(s.start, s.stop, s.step)) == 0 for s in box):
+            self.shape  # noqa: B018 - a missing or damaged file still raises
+            return np.empty(tuple(len(range(s.start, s.stop, s.step)) for s in box), self._dtype)
+        with self._open() as ds:
+            raw = ds[self._stored_box(box)] if (box or self._view is not None) else ds[()]
+        out = _from_storage(np.asarray(raw), self._view)
+        if out.dtype != self._dtype:  # h5py may report an equivalent dtype differently
+            out = out.astype(self._dtype)
+        return out
+
+    def write(self, index: Any, value: Any) -> None:
+        """Store ``array[box] = value`` (``value`` has the box's shape and the stored dtype)."""
+        box = tuple(index)
+        block = np.asarray(value, dtype=self._dtype)
+        if block.size == 0:
+            return
+        with self._open("r+") as ds:
+            ds[self._stored_box(box) if (box or self._view is not None) else ()] = _to_storage(
+                block
+            )
+
+    def resize(self, length: int) -> None:
+        """Set the length of axis 0 (new rows read as zeros, HDF5's fill value)."""
+        with self._open("r+") as ds:
+            ds.resize(length, axis=0)
+
+    def append(self, rows: np.ndarray[Any, Any]) -> None:
+        """Resize and write the new rows in one opening of the file: O(rows)."""
+        with self._open("r+") as ds:
+            start = int(ds.shape[0])
+            ds.resize(start + rows.shape[0], axis=0)
+            ds[start:] = _to_storage(np.asarray(rows, dtype=self._dtype))
+
+    def get_attrs(self) -> dict[str, Any]:
+        """The attributes stored as JSON in the dataset's ``persist_hooks_attrs``."""
+        with self._open() as ds:
+            text = ds.attrs.get(ATTRS_ATTR)
+        if text is None:
+            return {}
+        if isinstance(text, bytes):
+            text = text.decode("utf8")
+        try:
+            attrs = json.loads(str(text))
+        except ValueError as exc:
+            raise FormatError(f"{self.location}: invalid attributes: {exc}") from None
+        if not isinstance(attrs, dict):
+            raise FormatError(f"{self.location}: invalid attributes: not a JSON object")
+        return attrs
+
+    def set_attrs(self, attrs: dict[str, Any]) -> None:
+        """Replace the stored attributes (removed when empty)."""
+        try:
+            text = json.dumps(attrs, sort_keys=True, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"attributes of {self.location} must be JSON-able: {exc}") from None
+        with self._open("r+") as ds:
+            if attrs:
+                ds.attrs[ATTRS_ATTR] = text
+            elif ATTRS_ATTR in ds.attrs:
+                del ds.attrs[ATTRS_ATTR]
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class Hdf5Backend(Backend):
+    """One HDF5 file per item write, one chunked, growable dataset per array (see the module doc).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp()); b = Hdf5Backend(compression="gzip")
+        >>> e = b.write(root, "g1", {"a": np.eye(2)})["a"]
+        >>> p = b.open(root, e, mode="a"); p.append([[5.0, 6.0]])
+        >>> p[...]
+        array([[1., 0.],
+               [0., 1.],
+               [5., 6.]])
+    """
+
+    name: ClassVar[str] = "hdf5"
+    distribution: ClassVar[str] = "persist-hooks-hdf5"
+    supports_append: ClassVar[bool] = True
+    supports_partial_writes: ClassVar[bool] = True
+    supports_memmap: ClassVar[bool] = False
+    supports_attrs: ClassVar[bool] = True
+    supports_structured: ClassVar[bool] = False
+    supports_datetime: ClassVar[bool] = False
+    supports_void: ClassVar[bool] = False
+    supports_longdouble: ClassVar[bool] = False
+    option_defaults: ClassVar[Mapping[str, Any]] = {
+        "compression": None,
+        "compression_opts": None,
+        "shuffle": False,
+    }
+
+    def validate_option(self, key: str, value: Any) -> Any:
+        """Check ``compression`` (None, "gzip", "lzf"), ``compression_opts`` (gzip level) and ``shuffle``.
+
+        Example:
+            >>> Hdf5Backend(compression="zip")
+            Traceback (most recent call last):
+            ...
+            persist_hooks.errors.BackendError: option 'compression' of storage backend 'hdf5' must be one of None, 'gzip', 'lzf', not 'zip'
+        """
+        if key == "compression" and value not in COMPRESSIONS:
+            raise BackendError(
+                f"option 'compression' of storage backend 'hdf5' must be one of "
+                f"{', '.join(map(repr, COMPRESSIONS))}, not {value!r}"
+            )
+        if (
+            key == "compression_opts"
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9)
+        ):
+            raise BackendError(
+                f"option 'compression_opts' of storage backend 'hdf5' must be None or a "
+                f"gzip level 0-9, not {value!r}"
+            )
+        if key == "shuffle" and not isinstance(value, bool):
+            raise BackendError(
+                f"option 'shuffle' of storage backend 'hdf5' must be a bool, not {value!r}"
+            )
+        return value
+
+    def write(
+        self,
+        root: Path,
+        stem: str,
+        arrays: Mapping[str, np.ndarray[Any, Any]],
+        *,
+        durable: bool = False,
+    ) -> dict[str, dict[str, Any]]:
+        """Write all ``arrays`` to the new file ``<stem>.h5``, one dataset each; see :meth:`Backend.write`.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp())
+            >>> Hdf5Backend().write(root, "g2", {"a": np.zeros(2, "U3"), "b c": np.ones(1, bool)})
+            {'a': {'path': 'g2.h5', 'shape': [2], 'dtype': '<U3', 'key': 'a'}, 'b c': {'path': 'g2.h5', 'shape': [1], 'dtype': '|b1', 'key': '_1'}}
+        """
+        root = Path(root)
+        rel = f"{stem}.h5"
+        path = resolve_path(root, rel)
+        prepared: list[tuple[str, str, np.ndarray[Any, Any]]] = []
+        for i, (key, value) in enumerate(arrays.items()):
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            self.check_dtype(arr.dtype)
+            prepared.append((key, _dataset_name(str(key), i), arr))
+        h5py = _h5py()
+        opts = self._options
+        entries: dict[str, dict[str, Any]] = {}
+        with rollback_on_error() as created:
+            make_dirs(path.parent, created)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            created.append(path)
+            with h5py.File(path, "w", rdcc_nbytes=0) as f:
+                for key, name, arr in prepared:
+                    stored_dtype = _storage_dtype(arr.dtype)
+                    stored_shape = (
+                        (*arr.shape, arr.dtype.itemsize // 4)
+                        if arr.dtype.kind == "U"
+                        else arr.shape
+                    )
+                    chunks, maxshape = _layout(stored_shape, stored_dtype.itemsize, arr.ndim)
+                    extra: dict[str, Any] = {}
+                    if chunks is not None and opts["compression"] is not None:
+                        extra["compression"] = opts["compression"]
+                        if opts["compression"] == "gzip" and opts["compression_opts"] is not None:
+                            extra["compression_opts"] = opts["compression_opts"]
+                    if chunks is not None and opts["shuffle"]:
+                        extra["shuffle"] = True
+                    ds = f.create_dataset(
+                        name,
+                        shape=stored_shape,
+                        dtype=stored_dtype,
+                        chunks=chunks,
+                        maxshape=maxshape,
+                        **extra,
+                    )
+                    if arr.dtype.kind == "U":
+                        ds.attrs[VIEW_ATTR] = arr.dtype.str
+                    _fill(ds, arr)
+                    entries[key] = make_entry(rel, arr, key=name)
+            if durable:
+                _fsync_file(path)
+                for directory in sorted({path.parent} | {p.parent for p in created}):
+                    fsync_dir(directory)
+        return entries
+
+    def open(
+        self,
+        root: Path,
+        entry: Mapping[str, Any],
+        *,
+        mode: Literal["r", "a"] = "r",
+        writer_lock: WriterLockFactory | None = None,
+        trusted: bool = True,
+        durable: bool = False,
+    ) -> Any:
+        """A read-only (``mode="r"``) or writable (``"a"``) :class:`ArrayProxy`; see :meth:`Backend.open`.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp()); b = Hdf5Backend()
+            >>> e = b.write(root, "g1", {"a": np.arange(3)})["a"]
+            >>> b.open(root, e)
+            <ArrayProxy HDF5 dataset g1.h5:/a shape=(3,) dtype=int64 read-only>
+        """
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode must be 'r' or 'a', not {mode!r}")
+        rel = entry.get("path")
+        path = resolve_path(Path(root), rel)
+        key = entry.get("key")
+        if not isinstance(key, str) or not key:
+            raise FormatError(f"{path}: the item header names no dataset (key {key!r})")
+        with _h5file(path) as f:
+            ds = _dataset(f, key, path)
+            view = _view_of(ds, path)
+            stored = tuple(int(n) for n in ds.shape)
+            shape = stored[:-1] if view is not None else stored
+            dtype = view if view is not None else np.dtype(ds.dtype)
+            if dtype.hasobject or dtype.kind == "O":
+                raise FormatError(f"{path}: dataset {key!r} holds variable-length data")
+        if not trusted:
+            want_shape, want_dtype = entry_shape_dtype(entry)
+            if not same_layout(want_shape, want_dtype, shape, dtype):
+                raise FormatError(
+                    f"{path}: dataset {key!r} holds an array of shape {shape} and dtype {dtype}, "
+                    f"but the item header says shape {want_shape} and dtype {want_dtype}"
+                )
+        driver = Hdf5Driver(path, str(rel), key, dtype, durable=durable)
+        return ArrayProxy(driver, read_only=mode == "r", writer_lock=writer_lock)
+
+    def delete(self, root: Path, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Remove the entries' datasets; a file left without datasets is removed.
+
+        A file whose datasets are all named is unlinked without being opened for
+        writing; an unreadable file named by an entry is unlinked too.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp()); b = Hdf5Backend()
+            >>> es = b.write(root, "g1", {"a": np.arange(3), "b": np.ones(2)})
+            >>> b.delete(root, [es["a"]]); sorted(p.name for p in root.iterdir())
+            ['g1.h5']
+            >>> b.delete(root, es.values()); sorted(p.name for p in root.iterdir())
+            []
+        """
+        by_file: dict[Path, set[str]] = {}
+        for entry in entries:
+            path = resolve_path(Path(root), entry["path"])
+            by_file.setdefault(path, set()).add(str(entry.get("key")))
+        for path, keys in by_file.items():
+            try:
+                with _h5file(path) as f:
+                    names = set(f.keys())
+            except FileNotFoundError:
+                continue
+            except FormatError:
+                names = set()
+            if names <= keys:
+                path.unlink(missing_ok=True)
+                continue
+            if names & keys:
+                with _h5file(path, "r+") as f:
+                    for key in names & keys:
+                        del f[key]
+
+    def paths(self, entries: Iterable[Mapping[str, Any]]) -> set[str]:
+        """The entries' ``.h5`` files.
+
+        Example:
+            >>> Hdf5Backend().paths([{"path": "d/g1.h5", "key": "a"}, {"path": "d/g1.h5", "key": "b"}])
+            {'d/g1.h5'}
+        """
+        out: set[str] = set()
+        for entry in entries:
+            resolve_path(Path("."), entry["path"])
+            out.add(entry["path"])
+        return out
+
+    def plain_loader(self, entries: Mapping[str, Mapping[str, Any]]) -> str:
+        """Source binding ``_arrays`` with h5py: each dataset read into memory with ``[()]``.
+
+        Example:
+            >>> print(Hdf5Backend().plain_loader({"array_0": {"path": "x_data/g1.h5", "key": "array_0", "shape": [3], "dtype": "<U2"}}))
+            # Arrays of this item: an HDF5 file written by persist_hooks (hdf5 backend), read into memory.
+            def _load_arrays():
+                import os
+                import h5py
+                import numpy
+                here = os.path.dirname(os.path.abspath(__file__))
+                datasets = {  # key: (file relative to the DataSet directory, dataset, numpy unicode dtype or None)
+                    'array_0': ('x_data/g1.h5', 'array_0', '<U2'),
+                }
+                out = {}
+                for key, (path, name, view) in datasets.items():
+                    with h5py.File(os.path.join(here, *path.split('/')), 'r') as f:
+                        data = numpy.asarray(f[name][()])
+                    if view is not None:  # unicode is stored as uint32 code units on one more axis
+                        data = numpy.ascontiguousarray(data).view(view).reshape(data.shape[:-1])
+                    out[key] = data
+                return out
+            _arrays = _load_arrays()
+            del _load_arrays
+        """
+        lines = [
+            "# Arrays of this item: an HDF5 file written by persist_hooks (hdf5 backend), read into memory.",
+            "def _load_arrays():",
+            "    import os",
+            "    import h5py",
+            "    import numpy",
+            "    here = os.path.dirname(os.path.abspath(__file__))",
+            "    datasets = {  # key: (file relative to the DataSet directory, dataset, numpy unicode dtype or None)",
+        ]
+        for key, entry in entries.items():
+            _, dtype = entry_shape_dtype(entry)
+            rel = entry["path"]
+            resolve_path(Path("."), rel)
+            view = repr(dtype.str) if dtype.kind == "U" else "None"
+            lines.append(f"        {str(key)!r}: ({str(rel)!r}, {str(entry['key'])!r}, {view}),")
+        lines += [
+            "    }",
+            "    out = {}",
+            "    for key, (path, name, view) in datasets.items():",
+            "        with h5py.File(os.path.join(here, *path.split('/')), 'r') as f:",
+            "            data = numpy.asarray(f[name][()])",
+            "        if view is not None:  # unicode is stored as uint32 code units on one more axis",
+            "            data = numpy.ascontiguousarray(data).view(view).reshape(data.shape[:-1])",
+            "        out[key] = data",
+            "    return out",
+            "_arrays = _load_arrays()",
+            "del _load_arrays",
+        ]
+        return "\n".join(lines)
+
+    def describe(self, entry: Mapping[str, Any]) -> str:
+        """One line: dtype, shape, size, file and dataset.
+
+        Example:
+            >>> Hdf5Backend().describe({"path": "x_data/g1.h5", "key": "a", "shape": [3], "dtype": "<f8"})
+            'float64 array of shape (3,), 24 B, in x_data/g1.h5:/a (hdf5)'
+        """
+        return describe_entry(dict(entry, path=f"{entry['path']}:/{entry.get('key')}"), self.name)
+
+
+def _fill(ds: Any, arr: np.ndarray[Any, Any]) -> None:
+    """Write ``arr`` into the new dataset ``ds``: directly if C-contiguous, else in row blocks."""
+    if arr.size == 0:
+        return
+    if arr.ndim == 0:
+        ds[()] = _to_storage(arr)
+        return
+    if arr.flags.c_contiguous:
+        ds[...] = _to_storage(arr)
+        return
+    row = max(math.prod(arr.shape[1:]) * arr.dtype.itemsize, 1)
+    step = max(1, BLOCK_BYTES // row)
+    for start in range(0, arr.shape[0], step):
+        ds[start : start + step] = _to_storage(np.ascontiguousarray(arr[start : start + step]))

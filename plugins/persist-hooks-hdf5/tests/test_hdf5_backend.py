@@ -1,0 +1,116 @@
+"""The hdf5 backend: the shared conformance suite, HDF5 specifics and DataSet round trips."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from persist_hooks_hdf5 import Hdf5Backend
+
+import persist_hooks as ph
+from persist_hooks.errors import BackendError
+from persist_hooks.testing import BackendTests, assert_identical, sample_array
+
+h5py = pytest.importorskip("h5py")
+
+
+class TestHdf5Conformance(BackendTests):
+    backend_cls = Hdf5Backend
+    invalid_options = [
+        {"compression": "zip"},
+        {"compression_opts": 12},
+        {"compression_opts": True},
+        {"shuffle": 1},
+    ]
+
+
+class TestHdf5CompressedConformance(BackendTests):
+    backend_cls = Hdf5Backend
+    backend_options = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+
+def test_layout_is_chunked_growable_and_readable_by_h5py(tmp_path: Path) -> None:
+    big = sample_array("<f8", (300_000, 2), seed=1)
+    arrays = {"array_0": big, "weird key": np.arange(3), "s": np.array(["ab", "€"])}
+    entries = Hdf5Backend(compression="lzf").write(tmp_path, "x_data/g1", arrays)
+    assert {e["path"] for e in entries.values()} == {"x_data/g1.h5"}
+    assert [e["key"] for e in entries.values()] == ["array_0", "_1", "s"]
+    with h5py.File(tmp_path / "x_data/g1.h5", "r") as f:
+        ds = f["array_0"]
+        assert ds.maxshape == (None, 2) and ds.compression == "lzf"
+        assert np.prod(ds.chunks) * 8 >= 1 << 20
+        assert_identical(ds[()], big)
+        assert f["s"].attrs["persist_hooks_view"] == "<U2"
+
+
+def test_unsupported_dtypes_name_npy(tmp_path: Path) -> None:
+    for dt in ("<M8[ns]", "V5", [("a", "<i4")]):
+        with pytest.raises(BackendError, match="npy"):
+            Hdf5Backend().check_dtype(np.dtype(dt))
+    with pytest.raises(BackendError, match="object arrays stay in the Python source"):
+        Hdf5Backend().write(tmp_path, "g1", {"a": np.empty(2, object)})
+
+
+def test_h5py_is_imported_lazily() -> None:
+    code = (
+        "import sys, persist_hooks_hdf5, persist_hooks.plugins as p; p.backends(); "
+        "print('h5py' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_dataset_roundtrip_and_append(tmp_path: Path) -> None:
+    big = sample_array("<f8", (200_000,), seed=2)
+    ds = ph.DataSet("d", "w", path=tmp_path, backend="hdf5")
+    ds.x = big
+    assert list((tmp_path / "d").rglob("*.h5"))
+    assert_identical(np.asarray(ph.DataSet("d", "r", path=tmp_path).x), big)
+    rows = np.arange(1000.0)
+    with ph.DataSet("d", "a", path=tmp_path) as appendable:
+        appendable.x.append(rows)
+    got = np.asarray(ph.DataSet("d", "r", path=tmp_path).x)
+    assert_identical(got, np.concatenate([big, rows]))
+    with pytest.raises(ph.ReadOnlyError):
+        ph.DataSet("d", "r", path=tmp_path).x.append(rows)
+
+
+def test_waits_for_another_process_holding_the_file(tmp_path: Path) -> None:
+    """HDF5 locks open files: a reader meeting a writer's lock waits instead of failing."""
+    b = Hdf5Backend()
+    entry = b.write(tmp_path, "g1", {"a": np.arange(10.0)})["a"]
+    path = tmp_path / entry["path"]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import h5py, sys, time\n"
+            f"f = h5py.File({str(path)!r}, 'r+')\n"
+            "print('held', flush=True)\n"
+            "time.sleep(0.5)\n"
+            "f.close()\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert_identical(np.asarray(b.open(tmp_path, entry)), np.arange(10.0))
+    finally:
+        holder.wait(timeout=30)
+
+
+def test_mixed_backend_dataset(tmp_path: Path) -> None:
+    """Each item records its backend: npy and hdf5 items live side by side in one DataSet."""
+    a, b = sample_array("<f8", (5000, 2), seed=3), sample_array(">i4", (4000,), seed=4)
+    ph.DataSet("d", "w", path=tmp_path, backend="hdf5").a = [a, "small"]
+    ph.DataSet("d", "w", path=tmp_path, backend="npy").b = b
+    ds = ph.DataSet("d", "r", path=tmp_path)
+    got_a = ds.a
+    assert got_a[1] == "small"
+    assert_identical(np.asarray(got_a[0]), a)
+    assert_identical(np.asarray(ds.b), b)
+    assert list((tmp_path / "d").rglob("*.h5")) and list((tmp_path / "d").rglob("*.npy"))
