@@ -44,7 +44,7 @@ def _run(*cmd: str | Path, check: bool = True) -> int:
 
 def setup() -> None:
     """Create the virtual environment and install the project, its plugins and test tools."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs under any python3
         sys.exit(f"persist_hooks needs Python >= 3.11, this is {sys.version.split()[0]}")
     if not PY.exists():
         print(f"creating virtual environment {VENV}", flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .templates import shadows_builtin
 __all__ = ["ARRAYS_NAME", "Archive", "assignment_source", "restore", "run_code"]
 
 _DEL_PER_LINE = 16
+_TARGET_HEAD = re.compile(r"[A-Za-z_]\w*")
 
 
 class Archive:
@@ -164,7 +166,9 @@ class Archive:
         roots = self._roots
         free = self._walker.free_names
         deferred = {n for n in roots if n in free or shadows_builtin(n)}
-        emitter = Emitter(self.scoped, set(roots))
+        # an assignment target's leading name (``date`` in ``date = ...``) is reserved too
+        reserved = set(roots) | {_TARGET_HEAD.match(t).group() for t in self._targets if _TARGET_HEAD.match(t)}  # type: ignore[union-attr]
+        emitter = Emitter(self.scoped, reserved)
         for node in self._walker.memo.values():
             node.name = None
             node.text = node.base_text

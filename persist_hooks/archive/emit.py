@@ -28,6 +28,8 @@ from .templates import SELF, Template, shadows_builtin
 __all__ = ["BUILD", "ROOT", "Emitter", "order"]
 
 _NEW, _BUILD, _FILL, ROOT = range(4)
+MAX_INLINE_DEPTH = 50
+"""Objects nested deeper than this inside one expression get a temporary instead."""
 BUILD = _BUILD
 _IN, _DONE = 1, 2
 
@@ -114,7 +116,7 @@ class Emitter:
         self.function_defs: list[str] = []
         self.import_alias: dict[tuple[str, str], str] = {}
         self.import_lines: dict[str, list[tuple[str, str]]] = {}
-        self.bound_names: set[str] = set()
+        self.bound_names: dict[str, None] = {}  # ordered: the final `del` line is deterministic
         self._n_temp = 0
 
     # -- names -----------------------------------------------------------------------
@@ -139,7 +141,7 @@ class Emitter:
             while want in self.root_names or want in self.bound_names:
                 n += 1
                 want = f"{base}_{n}"
-        self.bound_names.add(want)
+        self.bound_names[want] = None
         self.import_alias[key] = want
         self.import_lines.setdefault(module, []).append((name, want))
         return want
@@ -203,6 +205,12 @@ class Emitter:
         return node.name
 
     def _build(self, node: Node) -> None:
+        # how deeply inline texts nest inside this one (the parser allows ~200 levels)
+        depth = 0
+        for part in node.deps:
+            if part.name is None and part.depth > depth:
+                depth = part.depth
+        node.depth = depth + 1
         kind = node.kind
         if kind == K_REP:
             self._build_rep(node)
@@ -214,7 +222,7 @@ class Emitter:
         else:
             self._build_chunked(node)
             return
-        if self._inline_ok(node):
+        if self._inline_ok(node) and node.depth <= MAX_INLINE_DEPTH:
             node.text = text
             node.atomic = True
             return
@@ -278,9 +286,11 @@ class Emitter:
             self.lines.append(f"{name} = {expr}")
             self._fill_stmt(node, name)
             return
-        if self._inline_ok(node):
-            node.text = expr
-            node.atomic = tmpl.atomic or not tmpl.names or self.scoped
+        if self._inline_ok(node) and node.depth <= MAX_INLINE_DEPTH:
+            verbatim = not self.scoped or expr == tmpl.source
+            atomic = tmpl.atomic if verbatim else True  # scoped: a call of the template's function
+            node.text = expr if atomic else f"({expr})"
+            node.atomic = True
             return
         self.lines.append(f"{self._target(node)} = {expr}")
 

@@ -169,6 +169,7 @@ class Node:
         "atomic",
         "base_text",
         "deps",
+        "depth",
         "fill_tmpl",
         "imports",
         "kind",
@@ -202,6 +203,7 @@ class Node:
         self.text: str | None = None
         self.base_text: str | None = None
         self.noinline = False
+        self.depth = 0
         self.atomic = True
         self.name: str | None = None
         self.tmpl: Template | None = None
@@ -241,14 +243,20 @@ def _access_text(parent: Node, access: object) -> str:
     return f"[{access!r}]"
 
 
-def _sort_key(v: object) -> tuple[str, Any]:
-    """A key that orders set elements the same way in every run (hash seeds included)."""
+def _sort_key(v: object, depth: int = 0) -> tuple[str, Any]:
+    """A key that orders set elements the same way in every run (hash seeds included).
+
+    Objects whose repr shows an address are keyed by their type and attributes
+    (a few levels deep), never by memory address.
+    """
     t = type(v)
     name = t.__qualname__
+    if depth > 4:
+        return (name, "")
     if t is tuple:
-        return (name, tuple(_sort_key(x) for x in v))  # type: ignore[attr-defined]
+        return (name, tuple(_sort_key(x, depth + 1) for x in v))  # type: ignore[attr-defined]
     if t is frozenset:
-        return (name, tuple(sorted(_sort_key(x) for x in v)))  # type: ignore[attr-defined]
+        return (name, tuple(sorted(_sort_key(x, depth + 1) for x in v)))  # type: ignore[attr-defined]
     f = _ATOM.get(t)
     if f is not None:
         return (name, f(v))
@@ -257,7 +265,12 @@ def _sort_key(v: object) -> tuple[str, Any]:
     except Exception:
         r = ""
     if " at 0x" in r:
-        r = ""
+        attrs = getattr(v, "__dict__", None)
+        if isinstance(attrs, dict):
+            items = sorted((str(k), _sort_key(x, depth + 1)) for k, x in attrs.items())
+            r = repr(items)
+        else:
+            r = ""
     return (f"{t.__module__}.{name}", r)
 
 
@@ -302,11 +315,13 @@ class Walker:
         self._leaves: list[int] = []
         self._upgrades: list[tuple[Node, tuple[Any, Node, int, str], str | None]] = []
         self._leaf_ok: bool | None = None
+        self._free_before: set[str] = set()
 
     # -- transactions -------------------------------------------------------------
 
     def begin(self) -> None:
         self.commit()
+        self._free_before = set(self.free_names)
         if self._leaf_ok is None:
             self._leaf_ok = all(
                 self._resolve(t)[0] == _D_NATIVE for t in _LEAF_KINDS
@@ -339,6 +354,7 @@ class Walker:
                 self.prelude.remove(node)
         for key in self._leaves:
             self.memo_leaf.pop(key, None)
+        self.free_names = self._free_before
         self._pending = []
         self.commit()
 
@@ -427,7 +443,7 @@ class Walker:
         own = getattr(cls, "__persist_rep__", None)
         if own is not None and callable(own):
             chain = [_call_persist_rep, *chain]
-        if issubclass(cls, np.ndarray):
+        if cls is np.ndarray or issubclass(cls, np.memmap) or _is_proxy(cls):
             return (_D_ARRAY, chain)
         return (_D_REP, chain)
 
@@ -619,6 +635,11 @@ def _native_text(kind: int, parts: list[str]) -> str:
     if kind == K_SET:
         return "{" + ", ".join(parts) + "}" if parts else "set()"
     return "frozenset({" + ", ".join(parts) + "})" if parts else "frozenset()"
+
+
+def _is_proxy(cls: type) -> bool:
+    """Lazy array handles of our backends (archived as the arrays they stand for)."""
+    return cls.__module__.startswith("persist_hooks.backends") and hasattr(cls, "__array__")
 
 
 def _call_persist_rep(obj: Any) -> Rep | None:

@@ -77,13 +77,19 @@ class Template:
             '[_g1, _g1]'
         """
         names = self.names
+        pieces = self.pieces
         out: list[str] = []
-        for piece in self.pieces:
+        for i, piece in enumerate(pieces):
             if piece.__class__ is str:
                 out.append(piece)  # type: ignore[arg-type]
-            else:
-                name = names[piece]  # type: ignore[index]
-                out.append(replacement.get(name, name))
+                continue
+            name = names[piece]  # type: ignore[index]
+            text = replacement.get(name, name)
+            if text[:1].isdigit() and i + 1 < len(pieces):
+                after = pieces[i + 1]
+                if after.__class__ is str and after.lstrip().startswith("."):  # type: ignore[union-attr]
+                    text = f"({text})"  # `1.real` would not parse
+            out.append(text)
         return "".join(out)
 
 

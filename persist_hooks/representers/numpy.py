@@ -38,7 +38,31 @@ def dtype_source(dtype: np.dtype[Any]) -> str:
     if dtype.fields is None and dtype.subdtype is None and dtype.isnative and dtype.kind in "biufcmM":
         return repr(dtype.name) if dtype.kind in "mM" or np.dtype(dtype.name) == dtype else repr(dtype.str)
     descr = np.lib.format.dtype_to_descr(dtype)
-    return repr(descr)
+    try:
+        if np.dtype(descr) == dtype and dtype.itemsize == np.dtype(descr).itemsize:
+            return repr(descr)
+    except (TypeError, ValueError):
+        pass
+    return repr(_dtype_spec(dtype))
+
+
+def _dtype_spec(dtype: np.dtype[Any]) -> Any:
+    """A dict spec (names, formats, offsets, itemsize) that keeps padding and alignment exactly."""
+    if dtype.fields is None:
+        if dtype.subdtype is not None:
+            base, shape = dtype.subdtype
+            return (_dtype_spec(base), shape)
+        return dtype.str
+    names = list(dtype.names or ())
+    spec: dict[str, Any] = {
+        "names": names,
+        "formats": [_dtype_spec(dtype.fields[n][0]) for n in names],
+        "offsets": [dtype.fields[n][1] for n in names],
+        "itemsize": dtype.itemsize,
+    }
+    if dtype.isalignedstruct:
+        spec["aligned"] = True
+    return spec
 
 
 def _float_bits_standard(values: np.ndarray[Any, Any]) -> bool:
@@ -83,19 +107,25 @@ def _tolist_exact(arr: np.ndarray[Any, Any]) -> bool:
     if kind in "mM":
         return True
     if kind == "V" and arr.dtype.fields is not None:
+        # tolist() turns datetime and sub-array fields into objects without a source form
         return all(
-            _tolist_exact(arr[name]) for name in arr.dtype.names or ()
-        )
+            arr.dtype.fields[name][0].subdtype is None
+            and arr.dtype.fields[name][0].kind not in "mMV"
+            and _tolist_exact(arr[name])
+            for name in arr.dtype.names or ()
+        ) and np.dtype(np.lib.format.dtype_to_descr(arr.dtype)) == arr.dtype
     return False
 
 
 def _datetime_list(arr: np.ndarray[Any, Any]) -> str:
+    if not arr.dtype.isnative:  # datetime_as_string misreads swapped bytes
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype.kind == "M":
         return _text_of(np.datetime_as_string(arr).tolist())
     return _text_of(arr.astype("<i8").tolist())
 
 
-def represent_array(arr: np.ndarray[Any, Any]) -> Rep:
+def represent_array(arr: np.ndarray[Any, Any]) -> Rep | None:
     """Represent an array in the source.
 
     Example:
@@ -104,6 +134,8 @@ def represent_array(arr: np.ndarray[Any, Any]) -> Rep:
         >>> represent_array(np.array(5, dtype="int8")).expr
         "array(5, dtype='int8')"
     """
+    if type(arr) is not np.ndarray and not isinstance(arr, np.memmap):
+        return None  # MaskedArray, recarray, ...: their own state goes through __reduce_ex__
     arr = np.asarray(arr)
     dtype = arr.dtype
     dsrc = dtype_source(dtype)
@@ -169,6 +201,7 @@ def represent_scalar(x: np.generic) -> Rep:
         return Rep(f"{name}({x.item()!r})", imports=[(_NP, name)])
     # long double, odd NaN payloads, void/records: through a 0-d array
     rep = represent_array(np.asarray(x))
+    assert rep is not None
     return Rep(f"{rep.expr}[()]", rep.args, rep.imports)
 
 
@@ -184,6 +217,7 @@ def persist_hooks_representers() -> Mapping[type | str, Representer]:
         np.generic: represent_scalar,
         np.dtype: _dtype,
         "persist_hooks.backends.proxy.ArrayProxy": lambda p: represent_array(np.asarray(p)),
+        np.memmap: lambda m: represent_array(np.asarray(m)),
     }
 
 

@@ -46,7 +46,8 @@ def represent_by_reduce(obj: Any) -> Rep:
         (('decimal', 'Context'),)
     """
     try:
-        rv = obj.__reduce_ex__(4)
+        reducer = copyreg.dispatch_table.get(type(obj))
+        rv = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
     except Exception as exc:
         raise UnrepresentableError(
             f"{type(obj).__qualname__} objects cannot be rebuilt ({exc}); give the type a "

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import keyword
 import fractions
 import pathlib
 import re
@@ -153,17 +154,22 @@ def _simple_namespace(ns: types.SimpleNamespace) -> Rep | None:
     if type(ns) is not types.SimpleNamespace:
         return None
     return Rep(
-        "SimpleNamespace(**attrs)",
-        {"attrs": dict(vars(ns))},
+        "SimpleNamespace(**state)",
+        {"state": dict(vars(ns))},
         [("types", "SimpleNamespace")],
         new="SimpleNamespace()",
-        fill="self.__dict__.update(attrs)",
+        fill="self.__dict__.update(state)",
     )
 
 
 def _enum(e: enum.Enum) -> Rep:
-    cls_rep = global_rep(type(e))
-    return Rep(f"{cls_rep.expr}.{e.name}", imports=cls_rep.imports)
+    cls = type(e)
+    cls_rep = global_rep(cls)
+    name = e.name
+    if name is not None and name.isidentifier() and cls.__members__.get(name) is e:
+        return Rep(f"{cls_rep.expr}.{name}", imports=cls_rep.imports)
+    # composite or empty Flag values have no member name: call the class with the value
+    return Rep(f"{cls_rep.expr}(value)", {"value": e.value}, cls_rep.imports)
 
 
 def _pattern(p: re.Pattern[Any]) -> Rep:
@@ -224,8 +230,10 @@ def represent_dataclass(obj: Any) -> Rep | None:
     args: dict[str, object] = {}
     call: list[str] = []
     fill: list[str] = []
+    taken = {"self", "object", head}
     for i, f in enumerate(fields):
-        arg = f"f{i}"
+        arg = f.name if f.name not in taken and not keyword.iskeyword(f.name) else f"f{i}"
+        taken.add(arg)
         args[arg] = getattr(obj, f.name)
         call.append(f"{f.name}={arg}")
         fill.append(f"object.__setattr__(self, {f.name!r}, {arg})")
