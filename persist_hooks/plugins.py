@@ -73,7 +73,7 @@ class _Host:
             self._load_entry_points(pm)
         pm.check_pending()
         self.pm = pm
-        self._representers: dict[type | str, tuple[Representer, str]] | None = None
+        self._representers: dict[type | str, tuple[Representer, str, int]] | None = None
         self._by_type: dict[type, Representer | None] = {}
         self._backends: dict[str, type[Backend]] | None = None
 
@@ -86,6 +86,11 @@ class _Host:
             try:
                 plugin = ep.load()
                 pm.register(plugin, name=ep.name)
+                try:
+                    pm.check_pending()  # a misspelt hook name is this plugin's fault alone
+                except Exception:
+                    pm.unregister(name=ep.name)
+                    raise
             except Exception as exc:  # one broken plugin never breaks the host
                 warnings.warn(
                     f"persist_hooks: skipping plugin entry point {ep.name!r} = {ep.value!r} "
@@ -94,29 +99,32 @@ class _Host:
                     stacklevel=2,
                 )
 
-    def _representer_table(self) -> dict[type | str, tuple[Representer, str]]:
+    def _representer_table(self) -> dict[type | str, tuple[Representer, str, int]]:
         if self._representers is None:
-            merged: dict[type | str, tuple[Representer, str]] = {}
-            # hookimpls come in registration order: merging in that order lets later win
-            for impl in self.pm.hook.persist_hooks_representers.get_hookimpls():
+            merged: dict[type | str, tuple[Representer, str, int]] = {}
+            # hookimpls come in registration order: merging in that order lets later win;
+            # the rank also decides between a type key and a lazy "module.QualName" key
+            impls = self.pm.hook.persist_hooks_representers.get_hookimpls()
+            for rank, impl in enumerate(impls):
                 table = cast("Mapping[type | str, Representer]", impl.function())
                 for key, rep in table.items():
-                    merged[key] = (rep, impl.plugin_name)
+                    merged[key] = (rep, impl.plugin_name, rank)
             self._representers = merged
         return self._representers
 
     def registered_representers(self) -> dict[type | str, Representer]:
-        return {key: rep for key, (rep, _) in self._representer_table().items()}
+        return {key: entry[0] for key, entry in self._representer_table().items()}
 
     def plugin_names(self) -> dict[type | str, str]:
-        return {key: name for key, (_, name) in self._representer_table().items()}
+        return {key: entry[1] for key, entry in self._representer_table().items()}
 
     def _lookup(self, cls: type) -> Representer | None:
         table = self._representer_table()
-        entry = table.get(cls)
-        if entry is None:
-            entry = table.get(f"{cls.__module__}.{cls.__qualname__}")
-        return None if entry is None else entry[0]
+        by_type = table.get(cls)
+        by_name = table.get(f"{cls.__module__}.{cls.__qualname__}")
+        if by_type is None or (by_name is not None and by_name[2] > by_type[2]):
+            by_type = by_name
+        return None if by_type is None else by_type[0]
 
     def representer_for(self, cls: type) -> Representer | None:
         try:
@@ -195,9 +203,14 @@ def register(plugin: Any, name: str | None = None) -> None:
     """
     host = _get_host()
     with _lock:
-        host.pm.register(plugin, name=name)
-        host.pm.check_pending()
-        host.invalidate()
+        registered = host.pm.register(plugin, name=name)
+        try:
+            host.pm.check_pending()
+        except Exception:
+            host.pm.unregister(plugin, name=registered)
+            raise
+        finally:
+            host.invalidate()
 
 
 def unregister(name: str) -> None:

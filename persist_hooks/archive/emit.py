@@ -75,18 +75,48 @@ def order(roots: list[Node], stmts: list[Any]) -> None:
                     child.split = True
                     stmts[child.slot] = (_NEW, child)
                     continue
-                if child.reent:
-                    raise _cycle_error(child, stack)
-                child.reent = True
-                stack.append([child, 0, True])
+                if not child.reent:
+                    child.reent = True
+                    stack.append([child, 0, True])
+                    continue
+                # The child is already being rebuilt further down the stack.  Every node
+                # between that rebuild and here must exist before the child and be
+                # completed after it (a fill may copy its children's contents): split
+                # them all and let their fills wait, innermost first.
+                chain: list[Node] = []
+                for above in reversed(stack):
+                    if above[0] is child and above[2]:
+                        break
+                    if above[2] or not above[0].splittable or above[0].slot < 0:
+                        raise _cycle_error(child, stack)
+                    chain.append(above[0])
+                for waiting in chain:
+                    if not waiting.split:
+                        waiting.split = True
+                        stmts[waiting.slot] = (_NEW, waiting)
+                    waiting.wait = child
                 continue
             stack.pop()
             if frame[2]:
                 stmts.append((_BUILD, node))
                 node.state = _DONE
+                _release(node, stmts)
             elif node.state != _DONE:
-                stmts.append((_FILL if node.split else _BUILD, node))
+                waits = node.wait
                 node.state = _DONE
+                if waits is not None and waits.state != _DONE:
+                    waits.waiters.append(node)  # its fill follows the node it needs
+                else:
+                    stmts.append((_FILL if node.split else _BUILD, node))
+                    _release(node, stmts)
+
+
+def _release(node: Node, stmts: list[Any]) -> None:
+    """Emit the fills that were waiting for ``node`` to be built."""
+    while node.waiters:
+        waiting = node.waiters.pop(0)
+        stmts.append((_FILL, waiting))
+        _release(waiting, stmts)
 
 
 def _cycle_error(child: Node, stack: list[list[Any]]) -> UnbuildableCycleError:

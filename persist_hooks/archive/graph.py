@@ -188,6 +188,8 @@ class Node:
         "state",
         "text",
         "tmpl",
+        "wait",
+        "waiters",
     )
 
     def __init__(self, obj: object, parent: Node | None, access: object) -> None:
@@ -214,6 +216,8 @@ class Node:
         self.split = False
         self.slot = -1
         self.reent = False
+        self.wait: Node | None = None
+        self.waiters: list[Node] = []
 
     def path(self, root_names: dict[int, str] | None = None) -> str:
         """The object's path in the graph, e.g. ``b[1]['k'].handle``."""
