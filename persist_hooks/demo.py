@@ -10,6 +10,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def _title(text: str) -> None:
 def archive_demo() -> None:
     """Archive a nested object with shared references, a cycle and a large array."""
     shared = {"units": "m", "scale": 0.5}
-    node = {"name": "root", "children": []}
+    node: dict[str, Any] = {"name": "root", "children": []}
     node["children"].append({"name": "leaf", "parent": node})  # a cycle
     big = np.linspace(0.0, 1.0, 2_000)
     data = {"a": [shared, shared, (1, 2.5, "three")], "tree": node, "big": big, "nan": float("nan")}

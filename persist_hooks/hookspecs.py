@@ -42,7 +42,7 @@ constructor needs the cycle) cannot be built and is reported as
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
 import pluggy
 
@@ -66,7 +66,7 @@ def hookspec(function: _F) -> _F:
         >>> @hookspec
         ... def persist_hooks_example() -> None: ...
     """
-    return cast(_F, _hookspec(function))
+    return _hookspec(function)
 
 
 def hookimpl(function: _F) -> _F:
@@ -78,7 +78,7 @@ def hookimpl(function: _F) -> _F:
         ... def persist_hooks_representers():
         ...     return {complex: lambda z: Rep("complex(r, i)", {"r": z.real, "i": z.imag})}
     """
-    return cast(_F, _hookimpl(function))
+    return _hookimpl(function)
 
 
 @hookspec

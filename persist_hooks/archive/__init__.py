@@ -133,7 +133,7 @@ class Archive:
             parts = [(name, walker.root(name, obj)) for name, obj in objs.items()]
             for name, part in parts:
                 if part.__class__ is Node:
-                    order([part], stmts)  # type: ignore[list-item]
+                    order([part], stmts)
                 stmts.append((ROOT, name, part))
         except BaseException:
             del stmts[mark:]

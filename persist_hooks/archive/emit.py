@@ -181,14 +181,14 @@ class Emitter:
     @staticmethod
     def ref(part: Any) -> str:
         if part.__class__ is str:
-            return part  # type: ignore[no-any-return]
+            return part
         return part.name if part.name is not None else part.text  # type: ignore[no-any-return]
 
     @staticmethod
     def ref_atomic(part: Any) -> str:
         """Like :meth:`ref`, parenthesised where it replaces a name in an expression."""
         if part.__class__ is str:
-            return f"({part})" if part[:1] == "-" else part  # type: ignore[no-any-return]
+            return f"({part})" if part[:1] == "-" else part
         if part.name is not None:
             return part.name  # type: ignore[no-any-return]
         text: str = part.text

@@ -141,9 +141,7 @@ def _leaf_dict_text(v: dict[Any, Any]) -> str | None:
                 return None
             key = f(k)
         tx = type(x)
-        if tx is str:
-            append(f"{key}: {x!r}")
-        elif tx is int and -_BIG_INT < x < _BIG_INT:
+        if tx is str or (tx is int and -_BIG_INT < x < _BIG_INT):
             append(f"{key}: {x!r}")
         else:
             f = _ATOM.get(tx)
@@ -153,7 +151,7 @@ def _leaf_dict_text(v: dict[Any, Any]) -> str | None:
     return "{" + ", ".join(parts) + "}"
 
 
-_LEAF_KINDS = {list: K_LIST, tuple: K_TUPLE, dict: K_DICT}
+_LEAF_KINDS: dict[type, int] = {list: K_LIST, tuple: K_TUPLE, dict: K_DICT}
 
 
 class Node:
@@ -356,8 +354,8 @@ class Walker:
             parent.text = parent.base_text = parent_text
             if node in self.prelude:
                 self.prelude.remove(node)
-        for key in self._leaves:
-            self.memo_leaf.pop(key, None)
+        for leaf_id in self._leaves:
+            self.memo_leaf.pop(leaf_id, None)
         self.free_names = self._free_before
         self._pending = []
         self.commit()
@@ -512,7 +510,7 @@ class Walker:
                 c = self.child(v, node, i)
                 append(c)
                 if c.__class__ is Node:
-                    deps.append(c)  # type: ignore[arg-type]
+                    deps.append(c)
 
     def _scan_dict(self, obj: dict[Any, Any], node: Node, parts: list[Any], deps: list[Node]) -> None:
         """:meth:`_scan` for a dict's keys and values, alternating."""
@@ -531,7 +529,7 @@ class Walker:
                     c = self.child(k, node, ("key", k))
                     append(c)
                     if c.__class__ is Node:
-                        deps.append(c)  # type: ignore[arg-type]
+                        deps.append(c)
             t = type(v)
             if t is str:
                 append(repr(v))
@@ -553,7 +551,7 @@ class Walker:
                 c = self.child(v, node, k)
                 append(c)
                 if c.__class__ is Node:
-                    deps.append(c)  # type: ignore[arg-type]
+                    deps.append(c)
 
     def _expand_rep(self, node: Node, chain: list[Callable[[Any], Rep | None]]) -> None:
         obj = node.obj
@@ -620,7 +618,7 @@ class Walker:
             value = child(rep.args[name], node, name)
             parts.append(value)
             if value.__class__ is Node:
-                (early if name in first_names else late).append(value)  # type: ignore[arg-type]
+                (early if name in first_names else late).append(value)
         node.parts = parts
         node.deps = early + late
         node.n_new = len(early)

@@ -94,12 +94,12 @@ def save_archive(
         target = base / f"{name}.py"
         stem = f"{name}_data/array"
         data_dir = base / f"{name}_data"
-    if target.exists() or (package and root.exists() and any(root.iterdir())):
-        if not _written_by_us(target):
-            raise FileExistsError(
-                f"{target if target.exists() else root} exists and was not written by "
-                "persist_hooks; choose another name or remove it"
-            )
+    occupied = target.exists() or (package and root.exists() and any(root.iterdir()))
+    if occupied and not _written_by_us(target):
+        raise FileExistsError(
+            f"{target if target.exists() else root} exists and was not written by "
+            "persist_hooks; choose another name or remove it"
+        )
     source = str(archive)
     if data_dir.exists():
         shutil.rmtree(data_dir)

@@ -81,13 +81,13 @@ class Template:
         out: list[str] = []
         for i, piece in enumerate(pieces):
             if piece.__class__ is str:
-                out.append(piece)  # type: ignore[arg-type]
+                out.append(piece)
                 continue
             name = names[piece]  # type: ignore[index]
             text = replacement.get(name, name)
             if text[:1].isdigit() and i + 1 < len(pieces):
                 after = pieces[i + 1]
-                if after.__class__ is str and after.lstrip().startswith("."):  # type: ignore[union-attr]
+                if after.__class__ is str and after.lstrip().startswith("."):
                     text = f"({text})"  # `1.real` would not parse
             out.append(text)
         return "".join(out)

@@ -7,8 +7,8 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
-import keyword
 import fractions
+import keyword
 import pathlib
 import re
 import types
