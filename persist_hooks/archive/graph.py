@@ -13,6 +13,7 @@ hit the recursion limit.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -152,6 +153,27 @@ def _leaf_dict_text(v: dict[Any, Any]) -> str | None:
 
 
 _LEAF_KINDS: dict[type, int] = {list: K_LIST, tuple: K_TUPLE, dict: K_DICT}
+
+
+def _refcount_baselines() -> tuple[int, int]:
+    """The reference count an element has when its container is its only referrer.
+
+    Measured in loops shaped like :meth:`Walker._scan` and :meth:`Walker._scan_dict`,
+    so a container met in those loops with exactly this count is referenced by
+    nothing but its parent: it cannot be shared and needs no identity memo.
+    Returns ``(0, 0)`` (optimisation off) where counts are not exact.
+    """
+    if not hasattr(sys, "getrefcount") or not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return (0, 0)
+    seq = dct = 0
+    for v in [[]]:
+        seq = sys.getrefcount(v)
+    for _k, v in {0: []}.items():
+        dct = sys.getrefcount(v)
+    return (seq, dct)
+
+
+_SEQ_BASE, _DICT_BASE = _refcount_baselines()
 
 
 class Node:
@@ -486,6 +508,10 @@ class Walker:
         atoms = _ATOM
         append = parts.append
         leaf_ok = self._leaf_ok
+        getrefcount = sys.getrefcount
+        seq_base = _SEQ_BASE
+        memo_leaf = self.memo_leaf
+        leaves = self._leaves
         i = -1
         for v in items:
             i += 1
@@ -502,8 +528,14 @@ class Walker:
                 if f is not None:
                     append(f(v))
                     continue
-                if leaf_ok and t in _LEAF_KINDS:
-                    text = self._leaf(v, t, node, len(parts))
+                if leaf_ok and (t is list or t is tuple):
+                    if getrefcount(v) <= seq_base:  # referenced by this container only
+                        text = _leaf_text(v, t)
+                        if text is not None:  # in no memo yet (a memo would hold a reference)
+                            memo_leaf[id(v)] = (v, node, len(parts), text)
+                            leaves.append(id(v))
+                    else:
+                        text = self._leaf(v, t, node, len(parts))
                     if text is not None:
                         append(text)
                         continue
@@ -517,6 +549,10 @@ class Walker:
         atoms = _ATOM
         append = parts.append
         leaf_ok = self._leaf_ok
+        getrefcount = sys.getrefcount
+        dict_base = _DICT_BASE
+        memo_leaf = self.memo_leaf
+        leaves = self._leaves
         for k, v in obj.items():
             t = type(k)
             if t is str:
@@ -543,8 +579,14 @@ class Walker:
                 if f is not None:
                     append(f(v))
                     continue
-                if leaf_ok and t in _LEAF_KINDS:
-                    text = self._leaf(v, t, node, len(parts))
+                if leaf_ok and (t is list or t is tuple):
+                    if getrefcount(v) <= dict_base:  # referenced by this dict only
+                        text = _leaf_text(v, t)
+                        if text is not None:  # in no memo yet (a memo would hold a reference)
+                            memo_leaf[id(v)] = (v, node, len(parts), text)
+                            leaves.append(id(v))
+                    else:
+                        text = self._leaf(v, t, node, len(parts))
                     if text is not None:
                         append(text)
                         continue
