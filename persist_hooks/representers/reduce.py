@@ -111,11 +111,19 @@ def represent_by_reduce(obj: Any) -> Rep:
                     args[f"s{i}"] = value
                     fill.append(f"object.__setattr__(self, {key!r}, s{i})")
     if listitems is not None:
-        args["listitems"] = list(listitems)
-        fill.append("self.extend(listitems)")
+        items = list(listitems)
+        if hasattr(obj, "extend"):
+            args["listitems"] = items
+            fill.append("self.extend(listitems)")
+        else:  # like pickle's APPEND
+            for i, item in enumerate(items):
+                args[f"li{i}"] = item
+                fill.append(f"self.append(li{i})")
     if dictitems is not None:
-        args["dictitems"] = dict(dictitems)
-        fill.append("self.update(dictitems)")
+        for i, (key, value) in enumerate(dictitems):  # like pickle's SETITEMS
+            args[f"dk{i}"] = key
+            args[f"dv{i}"] = value
+            fill.append(f"self[dk{i}] = dv{i}")
     if not fill:
         return Rep(expr, args, imports)
     return Rep(expr, args, imports, fill="\n".join(fill))
