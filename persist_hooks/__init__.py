@@ -27,6 +27,11 @@ _LAZY: dict[str, str] = {
     "install": "persist_hooks.importer",
     "uninstall": "persist_hooks.importer",
     "is_installed": "persist_hooks.importer",
+    "memoize": "persist_hooks.memoize",
+    "Memoized": "persist_hooks.memoize",
+    "MemoCache": "persist_hooks.memoize",
+    "verify": "persist_hooks.verify",
+    "convert": "persist_hooks.convert",
     "hookimpl": "persist_hooks.hookspecs",
     "hookspec": "persist_hooks.hookspecs",
     "backends": "persist_hooks.plugins",
@@ -64,6 +69,9 @@ if TYPE_CHECKING:
     from .importer import install as install
     from .importer import is_installed as is_installed
     from .importer import uninstall as uninstall
+    from .memoize import MemoCache as MemoCache
+    from .memoize import Memoized as Memoized
+    from .memoize import memoize as memoize
     from .plugins import backends as backends
     from .plugins import representers as representers
     from .rep import Rep as Rep

@@ -155,8 +155,11 @@ def _evaluate_body(
     *,
     filename: str = "<archive>",
     first_line: int = 1,
+    safe_callables: tuple[str, ...] = (),
 ) -> None:
     """Run archive source in ``namespace``: plainly if trusted, else with the safe evaluator.
+
+    ``safe_callables`` extends the safe evaluator's allow-list (user classes).
 
     Untrusted evaluation needs :mod:`persist_hooks.safe`; without it this raises
     :class:`persist_hooks.UnsafeArchiveError`.
@@ -177,10 +180,18 @@ def _evaluate_body(
             "in this version of persist_hooks; load it with trusted=True only if you trust "
             "its author"
         ) from None
-    safe.execute(padded(code_text, first_line), namespace, filename=filename)
+    safe.execute(
+        padded(code_text, first_line), namespace, filename=filename, safe_callables=safe_callables
+    )
 
 
-def exec_init(root: Path, namespace: dict[str, Any], *, trusted: bool = True) -> None:
+def exec_init(
+    root: Path,
+    namespace: dict[str, Any],
+    *,
+    trusted: bool = True,
+    safe_callables: tuple[str, ...] = (),
+) -> None:
     """Run ``<root>/__init__.py`` into ``namespace`` (which then holds ``_info_dict``).
 
     No bytecode is used; compiled code is cached by the file's exact text.  A
@@ -207,7 +218,7 @@ def exec_init(root: Path, namespace: dict[str, Any], *, trusted: bool = True) ->
         return
     layout = parse_init(text)
     if layout is None:
-        _evaluate_body(text, namespace, False, filename=filename)
+        _evaluate_body(text, namespace, False, filename=filename, safe_callables=safe_callables)
     else:
         _evaluate_body(
             layout.blocks_source(text),
@@ -215,6 +226,7 @@ def exec_init(root: Path, namespace: dict[str, Any], *, trusted: bool = True) ->
             False,
             filename=filename,
             first_line=layout.first_line,
+            safe_callables=safe_callables,
         )
 
 
@@ -271,7 +283,9 @@ def _run_init_plan(plan: _InitPlan, namespace: dict[str, Any]) -> None:
             gc.enable()
 
 
-def read_info(root: Path, *, trusted: bool = True) -> dict[str, Any]:
+def read_info(
+    root: Path, *, trusted: bool = True, safe_callables: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Return a fresh ``_info_dict`` (metadata per key) of the DataSet at ``root``.
 
     Example:
@@ -280,7 +294,7 @@ def read_info(root: Path, *, trusted: bool = True) -> dict[str, Any]:
         {}
     """
     namespace: dict[str, Any] = {}
-    exec_init(Path(root), namespace, trusted=trusted)
+    exec_init(Path(root), namespace, trusted=trusted, safe_callables=safe_callables)
     info = namespace.get("_info_dict")
     if not isinstance(info, dict):
         raise FormatError(f"{Path(root) / INIT}: does not define the dict _info_dict")
@@ -366,7 +380,9 @@ def _open_arrays(
     }
 
 
-def _run_foreign(path: Path, text: str, name: str, trusted: bool) -> Any:
+def _run_foreign(
+    path: Path, text: str, name: str, trusted: bool, safe_callables: tuple[str, ...] = ()
+) -> Any:
     """Run a file without markers whole, as plain Python's import would."""
     module_name = f"_persist_hooks_item_{next(_module_names)}"
     namespace: dict[str, Any] = {
@@ -376,7 +392,7 @@ def _run_foreign(path: Path, text: str, name: str, trusted: bool) -> Any:
     }
     sentinel = object()
     try:
-        _evaluate_body(text, namespace, trusted, filename=str(path))
+        _evaluate_body(text, namespace, trusted, filename=str(path), safe_callables=safe_callables)
         replaced = sys.modules.get(module_name, sentinel)
     finally:
         sys.modules.pop(module_name, None)
@@ -395,8 +411,12 @@ def read_item(
     trusted: bool = True,
     writer_lock: Callable[[], AbstractContextManager[Any]] | None = None,
     durable: bool = False,
+    safe_callables: tuple[str, ...] = (),
 ) -> Any:
     """Load item ``name`` of the DataSet at ``root`` from disk, afresh.
+
+    With ``trusted=False`` the item is evaluated by the safe loader, whose
+    allow-list ``safe_callables`` extends.
 
     Arrays open through the backend named in the item's header: memory-mapped
     in mode ``"r"``, as lazy proxies (writing under ``writer_lock``) in ``"a"``
@@ -423,7 +443,7 @@ def read_item(
         text, signature = read_text(path)
         item = parse_item(text, filename)
         if item is None:
-            return _run_foreign(path, text, name, trusted)
+            return _run_foreign(path, text, name, trusted, safe_callables)
         try:
             arrays = _open_arrays(
                 root,
@@ -443,7 +463,14 @@ def read_item(
         if file_signature(path) != signature and not last:
             continue  # replaced while opening: the arrays may belong to a newer version
         namespace: dict[str, Any] = {"__name__": f"{root.name}.{name}", ARRAYS_NAME: arrays}
-        _evaluate_body(item.body, namespace, trusted, filename=filename, first_line=item.body_line)
+        _evaluate_body(
+            item.body,
+            namespace,
+            trusted,
+            filename=filename,
+            first_line=item.body_line,
+            safe_callables=safe_callables,
+        )
         try:
             return namespace[name]
         except KeyError:

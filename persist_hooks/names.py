@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keyword
+import unicodedata
 from collections.abc import Collection
 
 __all__ = ["check_name"]
@@ -30,6 +31,8 @@ def check_name(name: object, *, reserved: Collection[str] = (), what: str = "ite
     why = ""
     if not name.isidentifier():
         why = "it is not a Python identifier (letters, digits and _, not starting with a digit)"
+    elif unicodedata.normalize("NFKC", name) != name:
+        why = "Python would read it as the different name " + repr(unicodedata.normalize("NFKC", name))
     elif keyword.iskeyword(name):
         why = "it is a Python keyword"
     elif name.startswith("_"):

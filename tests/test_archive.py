@@ -162,12 +162,6 @@ def test_valid_names(name: str) -> None:
     assert out[name] == [name]
 
 
-@pytest.mark.xfail(
-    reason="bug: names are not NFKC-normalised: Python binds `ﬁle = ...` as `file`, so an item "
-    "inserted as 'ﬁle' restores under another name, and 'ﬁle' and 'file' are both accepted "
-    "although they bind the same name (one value silently lost)",
-    strict=True,
-)
 def test_names_must_be_nfkc_normalised() -> None:
     a = ph.Archive()
     try:
@@ -372,12 +366,6 @@ def _tuple_in_tuple_reached_back_through_two_lists() -> tuple[Any, ...]:
 
 @fmt
 @pytest.mark.parametrize("root", ["tuple", "list-around"])
-@pytest.mark.xfail(
-    reason="bug: emit.order() still raises UnbuildableCycleError when the re-entered tuple "
-    "reaches its two splittable children through another tuple: "
-    "t1 = (None, (l1, l2)); l1 = [t1]; l2 = [t1] (found by hypothesis)",
-    strict=True,
-)
 def test_tuple_reached_back_through_a_nested_tuple(scoped: bool, root: str) -> None:
     t = _tuple_in_tuple_reached_back_through_two_lists()
     out = roundtrip(scoped, v=t if root == "tuple" else [t])

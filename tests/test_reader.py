@@ -301,7 +301,9 @@ def test_untrusted_routes_through_safe_module(root: Path, monkeypatch: pytest.Mo
 
     seen: list[str] = []
 
-    def execute(source: str, namespace: dict[str, Any], *, filename: str) -> None:
+    def execute(
+        source: str, namespace: dict[str, Any], *, filename: str, safe_callables: Any = ()
+    ) -> None:
         seen.append(filename)
         exec(compile(source, filename, "exec"), namespace)
 

@@ -356,11 +356,6 @@ def test_stdlib_values(scoped: bool, make: Callable[[], Any]) -> None:
     ],
     ids=["datetime", "date", "time", "timedelta"],
 )
-@pytest.mark.xfail(
-    reason="bug: the datetime/date/time/timedelta representers accept subclasses and emit the "
-    "base class constructor, so a subclass instance silently restores as the base type",
-    strict=True,
-)
 def test_datetime_family_subclasses_keep_their_type(scoped: bool, make: Callable[[], Any]) -> None:
     check(scoped, make)
 
@@ -683,12 +678,6 @@ def test_big_endian_datetime64_array(scoped: bool) -> None:
 @fmt
 @pytest.mark.parametrize("dtype", ["M8[D]", "m8[s]"])
 @pytest.mark.parametrize("shape", [(0, 3), (1, 0, 2)], ids=["0x3", "1x0x2"])
-@pytest.mark.xfail(
-    reason="bug: empty multi-dimensional datetime64/timedelta64 arrays lose their shape: the "
-    "datetime branch of represent_array writes `array([], dtype=...)` from tolist() without the "
-    "size-0/ndim>1 guard the other branch has (found by hypothesis)",
-    strict=True,
-)
 def test_empty_multidimensional_datetime_array(scoped: bool, dtype: str, shape: tuple[int, ...]) -> None:
     roundtrip(scoped, v=np.zeros(shape, dtype=dtype))
 
@@ -699,12 +688,6 @@ def test_big_endian_timedelta64_array(scoped: bool) -> None:
 
 
 @fmt
-@pytest.mark.xfail(
-    reason="bug: archiving an array holding a signaling NaN emits `RuntimeWarning: invalid "
-    "value encountered in cast` (representers/numpy.py _float_bits_standard casts to <f8 "
-    "outside np.errstate); under -W error the insert fails",
-    strict=True,
-)
 def test_signaling_nan_archives_without_warnings(scoped: bool) -> None:
     import warnings
 

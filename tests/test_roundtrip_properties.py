@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from archive_helpers import Plain, assert_same, canon
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import persist_hooks as ph
@@ -161,28 +161,10 @@ def _reaches(start: Any, goal: Any) -> bool:
     return False
 
 
-def _known_reentry_bug(value: Any) -> bool:
-    """A tuple two of whose children lead back to it, reached through another tuple: the
-    known bug of test_archive.py::test_tuple_reached_back_through_a_nested_tuple."""
-    for obj in _walk(value):
-        if isinstance(obj, (tuple, frozenset)):
-            distinct = {id(c): c for c in _children(obj)}.values()
-            if sum(_reaches(c, obj) for c in distinct) >= 2:
-                return True
-    return False
-
-
 def _insert(a: ph.Archive, **objs: Any) -> None:
     """Every cycle generated here passes through a list, dict or instance, so each one can
-    be built in two phases: an UnbuildableCycleError is a bug.  The one known (and tested
-    as an xfail elsewhere) is skipped, counted in the hypothesis statistics."""
-    try:
-        a.insert(**objs)
-    except ph.UnbuildableCycleError:
-        if not any(_known_reentry_bug(v) for v in objs.values()):
-            raise
-        event("skipped: known tuple re-entry bug (nested tuple)")
-        assume(False)
+    be built in two phases: an UnbuildableCycleError is a bug (it propagates)."""
+    a.insert(**objs)
 
 
 def _check(value: Any, scoped: bool) -> None:
@@ -248,17 +230,11 @@ _dtypes = (
 _arrays = hnp.arrays(_dtypes, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
 
 
-def _known_empty_datetime_bug(arr: Any) -> bool:
-    """test_representers.py::test_empty_multidimensional_datetime_array (xfail)."""
-    return arr.dtype.kind in "mM" and arr.ndim > 1 and arr.size == 0
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(_arrays, min_size=1, max_size=4), st.data(), st.booleans(), st.sampled_from([None, 0, 3]))
 def test_random_arrays_round_trip(arrays: list[Any], data: st.DataObject, scoped: bool, threshold: int | None) -> None:
     import numpy as np
 
-    assume(not any(_known_empty_datetime_bug(x) for x in arrays))
     # share some arrays, use some as Fortran-ordered copies and some as 0-d scalars
     value: list[Any] = list(arrays)
     value += data.draw(st.lists(st.sampled_from(arrays), max_size=3))

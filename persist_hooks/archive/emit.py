@@ -79,17 +79,21 @@ def order(roots: list[Node], stmts: list[Any]) -> None:
                     child.reent = True
                     stack.append([child, 0, True])
                     continue
-                # The child is already being rebuilt further down the stack.  Every node
-                # between that rebuild and here must exist before the child and be
-                # completed after it (a fill may copy its children's contents): split
-                # them all and let their fills wait, innermost first.
+                # The child is already being rebuilt further down the stack.  This node
+                # must exist before the child, so it is split and completed after it.
+                # Its ancestors up to the rebuild are built before the child too: a
+                # display only refers to its elements, but a representation may copy
+                # an argument's contents, so those are split and wait as well.
                 chain: list[Node] = []
-                for above in reversed(stack):
-                    if above[0] is child and above[2]:
+                for depth, above in enumerate(reversed(stack)):
+                    held = above[0]
+                    if held is child and above[2]:
                         break
-                    if above[2] or not above[0].splittable or above[0].slot < 0:
+                    if depth and held.kind != K_REP:
+                        continue
+                    if above[2] or not held.splittable or held.slot < 0:
                         raise _cycle_error(child, stack)
-                    chain.append(above[0])
+                    chain.append(held)
                 for waiting in chain:
                     if not waiting.split:
                         waiting.split = True

@@ -166,10 +166,12 @@ def _refcount_baselines() -> tuple[int, int]:
     if not hasattr(sys, "getrefcount") or not getattr(sys, "_is_gil_enabled", lambda: True)():
         return (0, 0)
     seq = dct = 0
-    for v in [[]]:
+    seq_probe: list[list[int]] = [[]]
+    for v in seq_probe:
         seq = sys.getrefcount(v)
-    for _k, v in {0: []}.items():
-        dct = sys.getrefcount(v)
+    dict_probe: dict[int, list[int]] = {0: []}
+    for _k, w in dict_probe.items():
+        dct = sys.getrefcount(w)
     return (seq, dct)
 
 

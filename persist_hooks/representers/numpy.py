@@ -70,7 +70,8 @@ def _float_bits_standard(values: np.ndarray[Any, Any]) -> bool:
     nan = np.isnan(values)
     if not nan.any():
         return True
-    as64 = values[nan].astype("<f8")
+    with np.errstate(invalid="ignore"):  # signaling NaNs warn when cast
+        as64 = values[nan].astype("<f8")
     return all(b in (_NAN64, _NAN64_NEG) for b in {x.tobytes() for x in as64})
 
 
@@ -142,7 +143,7 @@ def represent_array(arr: np.ndarray[Any, Any]) -> Rep | None:
     if dtype.hasobject:
         return _object_array(arr, dsrc)
     fortran = arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous
-    if dtype.kind in "mM" and dtype.fields is None:
+    if dtype.kind in "mM" and dtype.fields is None and not (arr.size == 0 and arr.ndim > 1):
         body = f"array({_datetime_list(arr)}, dtype={dsrc})"
         imports: list[tuple[str, str]] = [(_NP, "array")]
     elif _tolist_exact(arr) and not (arr.size == 0 and arr.ndim > 1):

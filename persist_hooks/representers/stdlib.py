@@ -23,7 +23,9 @@ from ._naming import global_rep, importable_name
 __all__ = ["represent_dataclass", "represent_namedtuple"]
 
 
-def _date(d: dt.date) -> Rep:
+def _date(d: dt.date) -> Rep | None:
+    if type(d) is not dt.date:
+        return None  # subclasses keep their type through __reduce_ex__
     return Rep(f"date({d.year}, {d.month}, {d.day})", imports=[("datetime", "date")])
 
 
@@ -40,19 +42,25 @@ def _time_args(t: dt.time | dt.datetime) -> tuple[str, dict[str, object]]:
     return ", ".join(parts), args
 
 
-def _datetime(d: dt.datetime) -> Rep:
+def _datetime(d: dt.datetime) -> Rep | None:
+    if type(d) is not dt.datetime:
+        return None
     rest, args = _time_args(d)
     if rest == "0, 0" and not args:
         return Rep(f"datetime({d.year}, {d.month}, {d.day})", imports=[("datetime", "datetime")])
     return Rep(f"datetime({d.year}, {d.month}, {d.day}, {rest})", args, [("datetime", "datetime")])
 
 
-def _time(t: dt.time) -> Rep:
+def _time(t: dt.time) -> Rep | None:
+    if type(t) is not dt.time:
+        return None
     rest, args = _time_args(t)
     return Rep(f"time({rest})", args, [("datetime", "time")])
 
 
-def _timedelta(d: dt.timedelta) -> Rep:
+def _timedelta(d: dt.timedelta) -> Rep | None:
+    if type(d) is not dt.timedelta:
+        return None
     return Rep(
         f"timedelta(days={d.days}, seconds={d.seconds}, microseconds={d.microseconds})",
         imports=[("datetime", "timedelta")],
