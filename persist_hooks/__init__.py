@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from .archive import Archive as Archive
     from .archive.restore import restore as restore
+    from .convert import convert as convert
     from .dataset import DataSet as DataSet
     from .errors import ArchiveError as ArchiveError
     from .errors import BackendError as BackendError

@@ -107,7 +107,11 @@ def _global(obj: Any) -> Rep:
 
 
 def _method(obj: types.MethodType) -> Rep:
-    return Rep("getattr(owner, name)", {"owner": obj.__self__, "name": obj.__func__.__name__})
+    func = obj.__func__
+    if isinstance(obj.__self__, type) or not isinstance(func, types.FunctionType):
+        # classmethods and wrapped callables: look the method up on its owner again
+        return Rep("getattr(owner, name)", {"owner": obj.__self__, "name": func.__name__})
+    return Rep("MethodType(func, owner)", {"func": func, "owner": obj.__self__}, [("types", "MethodType")])
 
 
 def _builtin_method(obj: types.BuiltinMethodType) -> Rep:
@@ -155,8 +159,7 @@ def persist_hooks_safe_callables() -> Iterable[str]:
         "builtins.dict",
         "builtins.float",
         "builtins.complex",
-        "builtins.getattr",
         "builtins.object.__new__",
         "builtins.object.__setattr__",
-        "importlib.import_module",
+        "types.MethodType",
     ]
