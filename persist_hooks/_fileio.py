@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import time
 from pathlib import Path
 from types import TracebackType
@@ -283,7 +284,10 @@ def remove_stale_temporaries(
         try:
             if min_age and now - entry.stat(follow_symlinks=False).st_mtime < min_age:
                 continue
-            os.unlink(entry.path)
+            if entry.is_dir(follow_symlinks=False):  # a data directory renamed for deletion
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
         except FileNotFoundError:
             continue
         removed.append(Path(entry.path))

@@ -28,6 +28,7 @@ from ._fileio import (
     prepare_text,
     read_text,
     remove_stale_temporaries,
+    temporary_path,
 )
 from ._reader import INIT, MARKER, is_dataset_dir, read_info, read_item
 from .errors import FormatError, ReadOnlyError
@@ -752,7 +753,15 @@ def _kept(entry: str, keep: set[str]) -> bool:
 
 def _remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        # Rename first, so a reader sees the whole directory store or none of it: zarr
+        # reads a missing chunk as the fill value, so a half-deleted array would read as
+        # zeros. A crash before rmtree finishes leaves a temporary the next writer removes.
+        doomed = temporary_path(path)
+        try:
+            os.rename(path, doomed)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -770,7 +779,7 @@ def _remove_generations(
     for entry in names:
         if _kept(entry, keep):
             continue
-        if not everything and not _GEN_RE.match(entry):
+        if not everything and not _GEN_RE.match(entry) and not is_temporary_name(entry):
             continue
         _remove_path(data_dir / entry)
 

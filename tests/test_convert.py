@@ -292,14 +292,7 @@ READER = textwrap.dedent(
     "cycle",
     [
         ("hdf5", "npy"),
-        pytest.param(
-            ("zarr", "npy"),
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="known: a zarr handle whose group is deleted while it reads returns "
-                "zeros (missing chunks read as the fill value) instead of raising",
-            ),
-        ),
+        ("zarr", "npy"),
     ],
 )
 def test_reader_in_another_process_never_fails(tmp_path: Path, cycle: tuple[str, str]) -> None:

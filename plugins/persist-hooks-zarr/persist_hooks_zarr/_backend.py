@@ -288,6 +288,10 @@ class ZarrDriver(ArrayDriver):
                 raw = z[self._stored_box(box)] if (box or self._units) else z[()]
             except (ValueError, TypeError, IndexError) as exc:
                 raise FormatError(f"{self.path}: damaged zarr array {self.key!r}: {exc}") from None
+        if not (self.path / self.key / "zarr.json").is_file():
+            # the store went away during the read (a writer replaced the item): chunks read
+            # meanwhile may be fill values, so the result cannot be trusted
+            raise FileNotFoundError(errno.ENOENT, "zarr array removed while reading", str(self.path))
         return _from_storage(raw, self._dtype)
 
     def write(self, index: Any, value: Any) -> None:
