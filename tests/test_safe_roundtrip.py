@@ -230,14 +230,24 @@ class _Local:
 
 
 def test_refused_by_design_are_refused_not_misloaded() -> None:
-    for obj in (Plain(a=1).method, np, tr.struct.unpack("<d", b"\x01\x00\x00\x00\x00\x00\xf8\x7f")[0]):
-        src = str(ph.Archive().insert(v=obj) and ph.Archive())  # placeholder for type checkers
+    for obj in (np, tr.struct.unpack("<d", b"\x01\x00\x00\x00\x00\x00\xf8\x7f")[0]):
         archive = ph.Archive()
         archive.insert(v=obj)
         src = str(archive)
         with pytest.raises(UnsafeArchiveError) as info:
             ph.restore(src, safe=True, safe_callables=TRUSTED)
         assert "line" in str(info.value)
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_bound_methods_load_safely_as_method_type(scoped: bool) -> None:
+    obj = Plain(a=1)
+    archive = ph.Archive(scoped=scoped)
+    archive.insert(m=obj.method, o=obj)
+    src = str(archive)
+    assert "MethodType" in src and "getattr(" not in src
+    got = ph.restore(src, safe=True, safe_callables=TRUSTED)
+    assert got["m"].__self__ is got["o"] and got["m"].__func__ is Plain.method
 
 
 # -- DataSets read with trusted=False -------------------------------------------------

@@ -60,14 +60,16 @@ def order(roots: list[Node], stmts: list[Any]) -> None:
                 if state == _DONE or child.split:
                     continue
                 if state == 0:
-                    child.state = _IN
-                    if not child.deps:
-                        if child.splittable:
-                            child.slot = len(stmts)
-                            stmts.append(None)
+                    for grand in child.deps:
+                        if grand.state != _DONE and not grand.split:
+                            break
+                    else:
+                        # everything it needs exists already: no cycle can pass through
+                        # it, so it is built at once (no frame, no slot for `new`)
                         stmts.append((_BUILD, child))
                         child.state = _DONE
                         continue
+                    child.state = _IN
                     stack.append([child, 0, False])
                     continue
                 # the child is in progress: a reference cycle
@@ -252,7 +254,11 @@ class Emitter:
         if node.text is not None:
             text = node.text
         elif len(node.parts) <= CHUNK or (kind == K_DICT and len(node.parts) <= 2 * CHUNK):
-            text = _display(kind, [self.ref(p) for p in node.parts])
+            refs = [
+                p if p.__class__ is str else (p.name if p.name is not None else p.text)
+                for p in node.parts
+            ]  # Emitter.ref, inlined: this is the formatter's hot loop
+            text = _display(kind, refs)
         else:
             self._build_chunked(node)
             return

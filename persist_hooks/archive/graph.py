@@ -338,7 +338,6 @@ class Walker:
         # ``(obj, parent, index, text)`` until a second reference upgrades them to a Node
         self.memo_leaf: dict[int, tuple[Any, Node, int, str]] = {}
         self.prelude: list[Node] = []
-        self._leaves: list[int] = []
         self._upgrades: list[tuple[Node, tuple[Any, Node, int, str], str | None]] = []
         self._leaf_ok: bool | None = None
         self._free_before: set[str] = set()
@@ -357,14 +356,17 @@ class Walker:
         self._created = []
         self._bumped = []
         self._new_arrays = []
-        self._leaves = []
         self._upgrades = []
 
     def rollback(self) -> None:
         memo = self.memo
+        created = {id(node) for node in self._created}
         for node in self._created:
             memo.pop(id(node.obj), None)
-        for node in self._bumped:
+            for part in node.parts:  # references the failed walk added to older nodes
+                if part.__class__ is Node and id(part) not in created:
+                    part.refs -= 1
+        for node in self._bumped:  # root-level references
             node.refs -= 1
         for key in self._new_arrays:
             arr = self.arrays.pop(key)
@@ -378,8 +380,8 @@ class Walker:
             parent.text = parent.base_text = parent_text
             if node in self.prelude:
                 self.prelude.remove(node)
-        for leaf_id in self._leaves:
-            self.memo_leaf.pop(leaf_id, None)
+        for leaf_id in [k for k, e in self.memo_leaf.items() if id(e[1]) in created]:
+            del self.memo_leaf[leaf_id]  # leaves met while scanning the discarded nodes
         self.free_names = self._free_before
         self._pending = []
         self.commit()
@@ -409,7 +411,8 @@ class Walker:
                 node = self._upgrade(leaf)
         if node is not None:
             node.refs += 1
-            self._bumped.append(node)
+            if parent is None:
+                self._bumped.append(node)  # a parent's references are undone via its parts
             return node
         node = Node(v, parent, access)
         self.memo[id(v)] = node
@@ -444,7 +447,6 @@ class Walker:
         text = _leaf_text(v, t)
         if text is not None:
             self.memo_leaf[key] = (v, node, index, text)
-            self._leaves.append(key)
         return text
 
     def _expand(self, node: Node) -> None:
@@ -513,7 +515,6 @@ class Walker:
         getrefcount = sys.getrefcount
         seq_base = _SEQ_BASE
         memo_leaf = self.memo_leaf
-        leaves = self._leaves
         i = -1
         for v in items:
             i += 1
@@ -535,7 +536,6 @@ class Walker:
                         text = _leaf_text(v, t)
                         if text is not None:  # in no memo yet (a memo would hold a reference)
                             memo_leaf[id(v)] = (v, node, len(parts), text)
-                            leaves.append(id(v))
                     else:
                         text = self._leaf(v, t, node, len(parts))
                     if text is not None:
@@ -554,7 +554,6 @@ class Walker:
         getrefcount = sys.getrefcount
         dict_base = _DICT_BASE
         memo_leaf = self.memo_leaf
-        leaves = self._leaves
         for k, v in obj.items():
             t = type(k)
             if t is str:
@@ -586,7 +585,6 @@ class Walker:
                         text = _leaf_text(v, t)
                         if text is not None:  # in no memo yet (a memo would hold a reference)
                             memo_leaf[id(v)] = (v, node, len(parts), text)
-                            leaves.append(id(v))
                     else:
                         text = self._leaf(v, t, node, len(parts))
                     if text is not None:
