@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+from .errors import FormatError
+
 __all__ = [
     "FileSignature",
     "PendingFile",
@@ -91,7 +93,13 @@ def read_text(path: str | os.PathLike[str]) -> tuple[str, FileSignature]:
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         data = f.read()
-    return data.decode("utf-8"), _signature(st)
+    try:
+        return data.decode("utf-8"), _signature(st)
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); persist_hooks writes "
+            "UTF-8 source, so the file was damaged or edited with another encoding"
+        ) from None
 
 
 def temporary_path(target: str | os.PathLike[str]) -> Path:

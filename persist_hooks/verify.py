@@ -289,7 +289,7 @@ class _Checker:
         except FileNotFoundError:
             self.problem(init, "missing-init", f"the DataSet has a {MARKER} but no {INIT}")
             return None
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, FormatError) as exc:
             self.problem(init, "bad-init", f"unreadable: {exc}")
             return None
         try:
@@ -330,7 +330,7 @@ class _Checker:
         self.report.items += 1
         try:
             text = read_text(py)[0]
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, FormatError) as exc:
             self.problem(py, "bad-item", f"unreadable: {exc}")
             return
         try:

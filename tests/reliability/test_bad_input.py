@@ -177,12 +177,6 @@ def test_init_with_syntax_error(tmp_path: Path) -> None:
     assert verify(root).kinds() == {"bad-init"}
 
 
-_NOT_UTF8 = pytest.mark.xfail(
-    strict=True,
-    reason="bug: _fileio.read_text raises a bare UnicodeDecodeError that does not name the file",
-)
-
-
 @pytest.mark.parametrize("which", ["__init__", "bad"])
 def test_non_utf8_file_is_named(tmp_path: Path, which: str) -> None:
     """Garbage bytes in ``__init__.py`` or an item file: the other parts stay readable
@@ -199,7 +193,6 @@ def test_non_utf8_file_is_named(tmp_path: Path, which: str) -> None:
         assert verify(root).kinds() == {"bad-init"}
 
 
-@_NOT_UTF8
 @pytest.mark.parametrize("which", ["__init__", "bad"])
 def test_non_utf8_error_names_the_file(tmp_path: Path, which: str) -> None:
     root = make(tmp_path)
