@@ -242,14 +242,15 @@ def _write_data(fh: IO[bytes], arr: np.ndarray[Any, Any], fortran: bool) -> None
     if fortran:
         arr = arr.T
     if arr.flags.c_contiguous:
-        arr.tofile(fh)
+        # a file write, not ndarray.tofile: a full disk then raises OSError(ENOSPC)
+        fh.write(arr.reshape(-1).view(np.uint8).data)
         return
     block = max(BLOCK_BYTES // max(arr.itemsize, 1), 1)
     chunks: Iterable[Any] = np.nditer(  # one operand: each step is a 1-d array, not a tuple
         arr, flags=("external_loop", "buffered", "zerosize_ok"), buffersize=block, order="C"
     )
     for chunk in chunks:
-        chunk.tofile(fh)
+        fh.write(np.ascontiguousarray(chunk).view(np.uint8).data)
 
 
 def _zero_fill(fh: IO[bytes], start: int, stop: int) -> None:
@@ -594,13 +595,18 @@ class NpyBackend(Backend):
                 fortran = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
                 header = _header_bytes(arr.dtype, fortran, arr.shape)
                 assert header is not None
-                with open(path, "xb") as fh:
-                    created.append(path)
-                    fh.write(header)
-                    _write_data(fh, arr, fortran)
-                    if durable:
-                        fh.flush()
-                        os.fsync(fh.fileno())
+                try:
+                    with open(path, "xb") as fh:
+                        created.append(path)
+                        fh.write(header)
+                        _write_data(fh, arr, fortran)
+                        if durable:
+                            fh.flush()
+                            os.fsync(fh.fileno())
+                except OSError as exc:
+                    if exc.filename is not None:
+                        raise
+                    raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
                 entries[key] = make_entry(rel, arr)
             if durable:
                 for directory in sorted(

@@ -283,7 +283,7 @@ def fill_tmpfs(mnt: Path, backend: str) -> tuple[DataSet, Path, dict[str, bytes]
 def test_disk_full_tmpfs(small_tmpfs: Path, backend: str) -> None:
     ds, root, before, _ = fill_tmpfs(small_tmpfs, backend)
     if backend == "zarr":  # chunk writes still pending after the error land late: see the
-        time.sleep(0.5)  # xfail test_failed_zarr_write_leaves_nothing_late; repair them
+        time.sleep(0.5)  # let any late zarr writes land before checking (none expected)
         assert {p.kind for p in verify(root, repair=True).problems} <= {"orphan-data"}
     assert snapshot(root) == before
     assert check(ds.bad) == 2
@@ -294,20 +294,7 @@ def test_disk_full_tmpfs(small_tmpfs: Path, backend: str) -> None:
     assert check(ds.bad) == 4
 
 
-_UNCLEAR = {
-    "npy": pytest.mark.xfail(
-        strict=True,
-        reason="bug: npy backend lets numpy's short-write OSError through without errno or file",
-    ),
-    "zarr": pytest.mark.xfail(
-        strict=True, reason="bug: zarr backend's ENOSPC OSError does not name the file"
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    "backend", [pytest.param(b, marks=_UNCLEAR[b]) if b in _UNCLEAR else b for b in BACKENDS]
-)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_disk_full_error_is_clear(small_tmpfs: Path, backend: str) -> None:
     _, root, _, exc = fill_tmpfs(small_tmpfs, backend)
     text = f"{exc} {exc.__cause__ or ''}"
@@ -315,15 +302,10 @@ def test_disk_full_error_is_clear(small_tmpfs: Path, backend: str) -> None:
     assert str(root) in text or (exc.filename and str(root) in str(exc.filename)), repr(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: zarr chunk writes still pending when ZarrBackend.write fails re-create "
-    "the rolled-back generation directory afterwards",
-)
 def test_failed_zarr_write_leaves_nothing_late(small_tmpfs: Path) -> None:
     if "zarr" not in BACKENDS:
         pytest.skip("zarr backend not installed")
-    for attempt in range(30):  # the race shows in ~25-50% of failed writes: retry until it does
+    for attempt in range(10):  # the race showed in ~25-50% of failed writes before the fix
         mnt = small_tmpfs / f"a{attempt}"
         mnt.mkdir()
         _, root, before, _ = fill_tmpfs(mnt, "zarr")

@@ -436,12 +436,24 @@ class ZarrBackend(Backend):
                             **extra,
                         )
                         if stored.size:
-                            z[...] = stored
+                            # one chunk row at a time: a failing write leaves no chunk
+                            # writes pending that could recreate the group after rollback
+                            step = z.chunks[0] if stored.ndim else 0
+                            if step:
+                                for a in range(0, stored.shape[0], step):
+                                    z[a : a + step] = stored[a : a + step]
+                            else:
+                                z[...] = stored
                         entries[key] = make_entry(rel, arr, key=name)
                 if durable:
                     _fsync_tree(path)
                     for directory in sorted({path.parent} | {p.parent for p in created}):
                         fsync_dir(directory)
+            except OSError as exc:
+                shutil.rmtree(path, ignore_errors=True)
+                if exc.filename is not None:
+                    raise
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
