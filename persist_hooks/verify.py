@@ -306,7 +306,10 @@ class _Checker:
                     self.problem(init, "bad-init", f"{type(exc).__name__}: {exc}")
                     return None
             else:
-                found = _static_keys(tree)
+                try:
+                    found = _static_keys(tree)
+                except _ComputedKeys:
+                    return None  # keys unknown without running it: skip the cross-check
                 if found is None:
                     self.problem(init, "bad-init", "does not define the dict _info_dict")
                     return None
@@ -488,8 +491,16 @@ def _defines_info(tree: ast.Module) -> bool:
     return False
 
 
+class _ComputedKeys(Exception):
+    """``_info_dict`` is computed (persist 3.x writes ``_info_dict = _info_dict()``)."""
+
+
 def _static_keys(tree: ast.Module) -> list[str] | None:
-    """Keys of a hand-written ``__init__.py`` found without running it (``None``: no dict)."""
+    """Keys of a hand-written ``__init__.py`` found without running it (``None``: no dict).
+
+    Raises :class:`_ComputedKeys` when the dict is computed, so its keys cannot be
+    known without running the file.
+    """
     keys: list[str] = []
     defined = False
     for node in tree.body:
@@ -498,6 +509,8 @@ def _static_keys(tree: ast.Module) -> list[str] | None:
         for target in node.targets:
             if isinstance(target, ast.Name) and target.id == "_info_dict":
                 defined = True
+                if not isinstance(node.value, ast.Dict):
+                    raise _ComputedKeys
                 if isinstance(node.value, ast.Dict):
                     keys += [
                         k.value
