@@ -23,7 +23,7 @@ VENV = Path(os.environ.get("PERSIST_HOOKS_VENV", HERE / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".persist_hooks-installed"
-BENCH_EXTRAS = ["joblib", "persist==3.2.1"]
+BENCH_EXTRAS = ["joblib", "diskcache"]
 
 
 def _plugins() -> list[Path]:
@@ -54,7 +54,7 @@ def setup() -> None:
         return
     pip = [PY, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     _run(*pip, "--upgrade", "pip", "hatchling")
-    _run(*pip, "-e", ".[test]")
+    _run(*pip, "-e", ".[test,docs]")
     for plugin in _plugins():
         _run(*pip, "-e", plugin)
     STAMP.write_text(fingerprint)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._fileio import read_text
 from ._format import parse_item
+from ._progress import progress
 from ._reader import is_dataset_dir, item_names
 from .backends.base import Backend, entry_shape_dtype
 from .config import get_backend
@@ -104,10 +105,12 @@ def convert(
                 _, dtype = entry_shape_dtype(entry)
                 _check_dtype(target, dtype, root, name, key)
         converted: list[str] = []
-        for name in names:
-            with ds.locked(timeout):
-                if _convert_item(ds, root, name):
-                    converted.append(name)
+        with progress(len(names), f"converting to {backend}", unit="item") as advance:
+            for name in names:
+                with ds.locked(timeout):
+                    if _convert_item(ds, root, name):
+                        converted.append(name)
+                advance(1)
         return converted
     finally:
         ds.close()

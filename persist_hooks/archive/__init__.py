@@ -45,7 +45,7 @@ class Archive:
         >>> shared = {"k": 1}
         >>> a.insert(x=[shared, shared], y=shared)
         ['x', 'y']
-        >>> print(a)
+        >>> print(a, end="")
         y = {'k': 1}
         x = [y, y]
         >>> d = restore(str(a))

@@ -53,8 +53,8 @@ class Template:
 
     Example:
         >>> t = template("Fraction(n, d)", ("n", "d"), ("Fraction",))
-        >>> t.names, t.arg_uses, t.atomic
-        (('n', 'd', 'Fraction'), {'n': 1, 'd': 1}, True)
+        >>> sorted(t.names), t.arg_uses, t.atomic
+        (['Fraction', 'd', 'n'], {'n': 1, 'd': 1}, True)
         >>> t.substitute({"n": "1", "d": "3", "Fraction": "F"})
         'F(1, 3)'
     """
