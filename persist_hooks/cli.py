@@ -558,7 +558,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     root = _dataset_root(args.path)
     logger.info("verifying %s%s", root, " (repairing)" if args.repair else "")
-    report = verify(root, repair=args.repair, trusted=args.trusted, timeout=args.timeout)
+    report = verify(
+        root,
+        repair=args.repair,
+        trusted=args.trusted,
+        timeout=args.timeout,
+        safe_callables=args.safe_callable,
+    )
     if args.json:
         print(report.to_json())
     else:
@@ -863,6 +869,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="remove orphaned data and temporaries (takes the lock)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the lock")
+    p.add_argument(
+        "--safe-callable",
+        action="append",
+        default=[],
+        metavar="DOTTED.NAME",
+        help="a callable items may call when checked without trusting them (repeatable), "
+        "e.g. your own classes",
+    )
     json_flag(p)
     trusted_flag(p, "allow running a hand-written __init__.py to learn its keys")
 

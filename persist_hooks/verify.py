@@ -47,6 +47,7 @@ import re
 import shutil
 import sys
 import types
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ def verify(
     repair: bool = False,
     trusted: bool = False,
     timeout: float | None = 60,
+    safe_callables: Iterable[str] = (),
 ) -> VerifyReport:
     """Check the DataSet directory ``path``; with ``repair`` remove orphans and temporaries.
 
@@ -170,8 +172,10 @@ def verify(
     ``__init__.py`` and items are only parsed (items are checked by
     ``persist_hooks.safe.check`` when that module exists), arrays are opened
     with the backends' untrusted checks (no pickles, shape and dtype compared
-    with the header).  ``trusted=True`` may execute a hand-written
-    ``__init__.py`` to learn its keys.  ``repair=True`` holds the writer lock
+    with the header).  ``safe_callables`` extends the safe checker's allow-list
+    (your own classes), so items holding them are not reported as refused.
+    ``trusted=True`` may execute a hand-written ``__init__.py`` to learn its
+    keys.  ``repair=True`` holds the writer lock
     (waiting at most ``timeout`` seconds, else :class:`persist_hooks.LockTimeout`).
 
     Raises ``FileNotFoundError`` if ``path`` does not exist and ``ValueError``
@@ -195,10 +199,11 @@ def verify(
         raise FileNotFoundError(f"no DataSet at {root}: the path does not exist")
     if not root.is_dir() or not (root / MARKER).is_file():
         raise ValueError(f"{root} is not a DataSet: it has no {MARKER} file")
+    allowed = tuple(safe_callables)
     if not repair:
-        return _Checker(root, trusted).run()
+        return _Checker(root, trusted, allowed).run()
     with writer_lock(root).hold(timeout):
-        report = _Checker(root, trusted).run()
+        report = _Checker(root, trusted, allowed).run()
         for problem in report.problems:
             if problem.repairable and _remove(Path(problem.path)):
                 report.repaired.append(problem.path)
@@ -234,9 +239,10 @@ def _safe_module() -> Any:
 class _Checker:
     """One verification pass over a DataSet directory."""
 
-    def __init__(self, root: Path, trusted: bool) -> None:
+    def __init__(self, root: Path, trusted: bool, safe_callables: tuple[str, ...] = ()) -> None:
         self.root = root
         self.trusted = trusted
+        self.safe_callables = safe_callables
         self.report = VerifyReport(str(root))
         self.safe = None if trusted else _safe_module()
 
@@ -349,7 +355,7 @@ class _Checker:
         if self.safe is not None:
             source = text if item is None else fmt.padded(item.body, item.body_line)
             try:
-                self.safe.check(source, filename=str(py))
+                self.safe.check(source, filename=str(py), safe_callables=self.safe_callables)
             except (ArchiveError, SyntaxError, ValueError, TypeError) as exc:
                 self.problem(py, "bad-item", f"refused by the safe loader: {exc}")
         header = None if item is None else item.header

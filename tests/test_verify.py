@@ -342,3 +342,15 @@ def test_unsafe_item_is_refused_unless_trusted(tmp_path: Path) -> None:
     assert report.kinds() == {"bad-item"}
     assert "safe" in report.problems[0].message and report.problems[0].path == str(p)
     assert verify(root, trusted=True).ok  # trusted: a syntax check only
+
+
+def test_safe_callables_let_user_classes_pass_the_untrusted_check(tmp_path: Path) -> None:
+    from archive_helpers import Plain
+
+    import persist_hooks as ph
+
+    ds = ph.DataSet("d", "w", path=tmp_path)
+    ds.p = Plain(a=1)
+    refused = verify(tmp_path / "d")
+    assert not refused.ok and refused.kinds() == {"bad-item"}
+    assert verify(tmp_path / "d", safe_callables=["archive_helpers.Plain"]).ok
