@@ -10,6 +10,7 @@ them whole, as plain Python would.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "INIT_FOOTER",
     "KEY_PREFIX",
     "MARKER_TEXT",
+    "ComputedInfo",
     "InitLayout",
     "ItemText",
     "block_runs",
@@ -42,6 +44,7 @@ __all__ = [
     "render_item",
     "render_key_block",
     "set_key_block",
+    "static_info_keys",
 ]
 
 FORMAT = 1
@@ -439,3 +442,48 @@ def remove_key_block(text: str, name: str) -> str:
         return text
     start, end = span
     return text[:start] + text[end:]
+
+
+class ComputedInfo(Exception):
+    """``_info_dict`` is computed (persist 3.x writes ``_info_dict = _info_dict()``).
+
+    Example:
+        >>> issubclass(ComputedInfo, Exception)
+        True
+    """
+
+
+def static_info_keys(tree: ast.Module) -> list[str] | None:
+    """Keys of a hand-written ``__init__.py`` found without running it (``None``: no dict).
+
+    Raises :class:`ComputedInfo` when the dict is computed, so its keys cannot be
+    known without running the file.
+
+    Example:
+        >>> static_info_keys(ast.parse("_info_dict = {'a': 1}\\n_info_dict['b'] = f()\\n"))
+        ['a', 'b']
+    """
+    keys: list[str] = []
+    defined = False
+    for node in tree.body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name) and target.id == "_info_dict":
+                defined = True
+                if not isinstance(node.value, ast.Dict):
+                    raise ComputedInfo
+                keys += [
+                    k.value
+                    for k in node.value.keys
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                ]
+            elif (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "_info_dict"
+                and isinstance(target.slice, ast.Constant)
+                and isinstance(target.slice.value, str)
+            ):
+                keys.append(target.slice.value)
+    return list(dict.fromkeys(keys)) if defined else None

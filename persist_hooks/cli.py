@@ -198,7 +198,8 @@ def _read_keys_and_metadata(root: Path, trusted: bool) -> tuple[list[str], dict[
         text = read_text(root / INIT)[0]
         keys = fmt.init_keys(text)
         if keys is None:
-            keys = _static_keys(text)
+            with contextlib.suppress(fmt.ComputedInfo):
+                keys = fmt.static_info_keys(ast.parse(text)) or None
     if keys is None:
         keys = _item_files(root)
     return keys, None
@@ -211,36 +212,6 @@ def _item_files(root: Path) -> list[str]:
         for n in os.listdir(root)
         if n.endswith(".py") and n[:-3].isidentifier() and not n.startswith("_")
     )
-
-
-def _static_keys(text: str) -> list[str] | None:
-    """Keys a hand-written ``__init__.py`` assigns in ``_info_dict``, found without running it.
-
-    Example:
-        >>> _static_keys("_info_dict = {'a': 1}\\n_info_dict['b'] = f()\\n")
-        ['a', 'b']
-    """
-    keys: list[str] = []
-    for node in ast.parse(text).body:
-        if not isinstance(node, ast.Assign):
-            continue
-        for target in node.targets:
-            if isinstance(target, ast.Name) and target.id == "_info_dict":
-                if isinstance(node.value, ast.Dict):
-                    keys += [
-                        k.value
-                        for k in node.value.keys
-                        if isinstance(k, ast.Constant) and isinstance(k.value, str)
-                    ]
-            elif (
-                isinstance(target, ast.Subscript)
-                and isinstance(target.value, ast.Name)
-                and target.value.id == "_info_dict"
-                and isinstance(target.slice, ast.Constant)
-                and isinstance(target.slice.value, str)
-            ):
-                keys.append(target.slice.value)
-    return list(dict.fromkeys(keys)) or None
 
 
 def _item_header(py: Path) -> tuple[str, dict[str, Any] | None, int | None, str]:

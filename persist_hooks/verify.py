@@ -313,8 +313,8 @@ class _Checker:
                     return None
             else:
                 try:
-                    found = _static_keys(tree)
-                except _ComputedKeys:
+                    found = fmt.static_info_keys(tree)
+                except fmt.ComputedInfo:
                     return None  # keys unknown without running it: skip the cross-check
                 if found is None:
                     self.problem(init, "bad-init", "does not define the dict _info_dict")
@@ -495,43 +495,6 @@ def _defines_info(tree: ast.Module) -> bool:
         ):
             return True
     return False
-
-
-class _ComputedKeys(Exception):
-    """``_info_dict`` is computed (persist 3.x writes ``_info_dict = _info_dict()``)."""
-
-
-def _static_keys(tree: ast.Module) -> list[str] | None:
-    """Keys of a hand-written ``__init__.py`` found without running it (``None``: no dict).
-
-    Raises :class:`_ComputedKeys` when the dict is computed, so its keys cannot be
-    known without running the file.
-    """
-    keys: list[str] = []
-    defined = False
-    for node in tree.body:
-        if not isinstance(node, ast.Assign):
-            continue
-        for target in node.targets:
-            if isinstance(target, ast.Name) and target.id == "_info_dict":
-                defined = True
-                if not isinstance(node.value, ast.Dict):
-                    raise _ComputedKeys
-                if isinstance(node.value, ast.Dict):
-                    keys += [
-                        k.value
-                        for k in node.value.keys
-                        if isinstance(k, ast.Constant) and isinstance(k.value, str)
-                    ]
-            elif (
-                isinstance(target, ast.Subscript)
-                and isinstance(target.value, ast.Name)
-                and target.value.id == "_info_dict"
-                and isinstance(target.slice, ast.Constant)
-                and isinstance(target.slice.value, str)
-            ):
-                keys.append(target.slice.value)
-    return list(dict.fromkeys(keys)) if defined else None
 
 
 class _CallableModule(types.ModuleType):
