@@ -29,18 +29,17 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import os
 import shutil
 import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import best
 
 import persist_hooks as ph
 from persist_hooks.dataset import DataSet
@@ -48,19 +47,6 @@ from persist_hooks.dataset import DataSet
 SLICE = 1000
 APPENDS = 100
 ROWS = 1000
-
-
-def best(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = None) -> float:
-    """Best wall time of ``fn()`` over ``repeat`` runs (``setup()`` before each, untimed)."""
-    times = []
-    for _ in range(repeat):
-        if setup is not None:
-            setup()
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def fresh(path: Path) -> None:

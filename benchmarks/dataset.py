@@ -30,7 +30,6 @@ interpreters (open, first access); warm page cache; no fsync in either side.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import shutil
@@ -40,25 +39,13 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import best
 
 from persist_hooks.dataset import DataSet
-
-
-def best(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = None) -> float:
-    times = []
-    for _ in range(repeat):
-        if setup is not None:
-            setup()
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def persist_archive() -> Any | None:
