@@ -24,6 +24,7 @@ __all__ = [
     "END",
     "END_OF_KEYS",
     "FORMAT",
+    "GENERATION_RE",
     "HEADER_PREFIX",
     "INIT_FOOTER",
     "KEY_PREFIX",
@@ -32,8 +33,10 @@ __all__ = [
     "InitLayout",
     "ItemText",
     "block_runs",
+    "data_names",
     "find_key_block",
     "init_keys",
+    "is_kept",
     "make_header",
     "marker_format",
     "padded",
@@ -487,3 +490,33 @@ def static_info_keys(tree: ast.Module) -> list[str] | None:
             ):
                 keys.append(target.slice.value)
     return list(dict.fromkeys(keys)) if defined else None
+
+
+GENERATION_RE = re.compile(r"^g(\d+)(?:[_.]|$)")
+"""Names of data files and directories written by one item write: ``g<N>`` then ``_`` or ``.``."""
+
+
+def data_names(entries: Mapping[str, Any], name: str) -> set[str]:
+    """Top-level names in ``<name>_data/`` that an item's array entries use.
+
+    Example:
+        >>> sorted(data_names({"a": {"path": "x_data/g2_0.npy"}, "b": {"path": "y.npy"}}, "x"))
+        ['g2_0.npy']
+    """
+    prefix = f"{name}_data/"
+    out: set[str] = set()
+    for entry in entries.values():
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if isinstance(path, str) and path.startswith(prefix):
+            out.add(path[len(prefix) :].split("/", 1)[0])
+    return out
+
+
+def is_kept(entry: str, keep: set[str]) -> bool:
+    """Whether data directory entry ``entry`` belongs to a kept name (or is its companion).
+
+    Example:
+        >>> is_kept("g2_0.npy.attrs.json", {"g2_0.npy"}), is_kept("g1_0.npy", {"g2_0.npy"})
+        (True, False)
+    """
+    return entry in keep or any(entry.startswith(k + ".") for k in keep)

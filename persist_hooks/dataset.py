@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -56,7 +55,6 @@ class _InitChange:
     rebuilt: bool
 
 
-_GEN_RE = re.compile(r"^g(\d+)(?:[_.]|$)")
 _REPR_KEYS = 30
 
 
@@ -405,7 +403,7 @@ class DataSet:
             listing = []
         generation = 1 + max(
             [_generation(old_header), _generation(bak_header)]
-            + [int(m.group(1)) for m in map(_GEN_RE.match, listing) if m]
+            + [int(m.group(1)) for m in map(fmt.GENERATION_RE.match, listing) if m]
         )
         durable = self._durable()
         backend = self._backend()
@@ -438,7 +436,7 @@ class DataSet:
             _remove_new(data_dir, listing)
             raise
         # the new version is committed; what no version on disk refers to goes
-        keep = _entry_paths(entries, name) | _entry_paths(_arrays_of(bak_header), name)
+        keep = fmt.data_names(entries, name) | fmt.data_names(_arrays_of(bak_header), name)
         foreign_backup = bak_text is not None and bak_header is None
         with contextlib.suppress(OSError):
             _remove_generations(data_dir, keep=keep, everything=not foreign_backup, among=listing)
@@ -736,21 +734,6 @@ def _arrays_of(header: Mapping[str, Any] | None) -> dict[str, Any]:
     return arrays if isinstance(arrays, dict) else {}
 
 
-def _entry_paths(entries: Mapping[str, Any], name: str) -> set[str]:
-    """Top-level names in ``<name>_data/`` that the entries use."""
-    prefix = f"{name}_data/"
-    out: set[str] = set()
-    for entry in entries.values():
-        path = entry.get("path") if isinstance(entry, dict) else None
-        if isinstance(path, str) and path.startswith(prefix):
-            out.add(path[len(prefix) :].split("/", 1)[0])
-    return out
-
-
-def _kept(entry: str, keep: set[str]) -> bool:
-    return entry in keep or any(entry.startswith(k + ".") for k in keep)
-
-
 def _remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         # Rename first, so a reader sees the whole directory store or none of it: zarr
@@ -777,9 +760,9 @@ def _remove_generations(
     """
     names = among if among is not None else os.listdir(data_dir)
     for entry in names:
-        if _kept(entry, keep):
+        if fmt.is_kept(entry, keep):
             continue
-        if not everything and not _GEN_RE.match(entry) and not is_temporary_name(entry):
+        if not everything and not fmt.GENERATION_RE.match(entry) and not is_temporary_name(entry):
             continue
         _remove_path(data_dir / entry)
 

@@ -81,7 +81,6 @@ KINDS = (
 )
 """Every :attr:`Problem.kind`, in the order checks run."""
 
-_GEN_RE = re.compile(r"^g(\d+)(?:[_.]|$)")
 _DATA_TEMP_RE = re.compile(r"^\..+\.tmp$")  # backends' own temporaries (mkstemp names too)
 
 
@@ -271,7 +270,7 @@ class _Checker:
             if name.endswith("_data") and (self.root / name).is_dir():
                 item = name[: -len("_data")]
                 if item.isidentifier() and item not in items:
-                    self.check_orphan_dir(self.root / name)
+                    self.check_data_dir(self.root / name)
         self.report.ok = not self.report.problems
         return self.report
 
@@ -425,7 +424,14 @@ class _Checker:
 
     # ------------------------------------------------------------ data directories
 
-    def check_data_dir(self, data_dir: Path, keep: set[str]) -> None:
+    def check_data_dir(self, data_dir: Path, keep: set[str] | None = None) -> None:
+        """Temporaries and unreferenced generations in ``data_dir`` (``keep=None``: the
+        directory belongs to no item, so every generation in it is orphaned)."""
+        if keep is None:
+            item = data_dir.name[: -len("_data")]
+            message = f"data of item {item!r}, whose {item}.py does not exist"
+        else:
+            message = "a data generation no item version refers to"
         try:
             entries = sorted(os.listdir(data_dir))
         except OSError as exc:
@@ -435,24 +441,7 @@ class _Checker:
             path = data_dir / entry
             if _DATA_TEMP_RE.match(entry):
                 self.problem(path, "temporary", "temporary file left by a writer", True)
-            elif _GEN_RE.match(entry) and not _kept(entry, keep):
-                self.problem(
-                    path, "orphan-data", "a data generation no item version refers to", True
-                )
-
-    def check_orphan_dir(self, data_dir: Path) -> None:
-        item = data_dir.name[: -len("_data")]
-        message = f"data of item {item!r}, whose {item}.py does not exist"
-        try:
-            entries = sorted(os.listdir(data_dir))
-        except OSError as exc:
-            self.problem(data_dir, "bad-data", f"unreadable directory: {exc}")
-            return
-        for entry in entries:
-            path = data_dir / entry
-            if _DATA_TEMP_RE.match(entry):
-                self.problem(path, "temporary", "temporary file left by a writer", True)
-            elif _GEN_RE.match(entry):
+            elif fmt.GENERATION_RE.match(entry) and (keep is None or not fmt.is_kept(entry, keep)):
                 self.problem(path, "orphan-data", message, True)
 
 
@@ -468,24 +457,6 @@ def _read_in_blocks(arr: Any, shape: tuple[int, ...], itemsize: int) -> None:
     step = max(1, BLOCK_BYTES // row_bytes)
     for start in range(0, shape[0], step):
         np.array(arr[start : start + step], copy=True)  # reads the bytes (memmaps are lazy)
-
-
-def _top_names(header: dict[str, Any], name: str) -> set[str]:
-    """Top-level names in ``<name>_data/`` the header's array entries use."""
-    prefix = f"{name}_data/"
-    out: set[str] = set()
-    arrays = header.get("arrays")
-    if not isinstance(arrays, dict):
-        return out
-    for entry in arrays.values():
-        rel = entry.get("path") if isinstance(entry, dict) else None
-        if isinstance(rel, str) and rel.startswith(prefix):
-            out.add(rel[len(prefix) :].split("/", 1)[0])
-    return out
-
-
-def _kept(entry: str, keep: set[str]) -> bool:
-    return entry in keep or any(entry.startswith(k + ".") for k in keep)
 
 
 def _defines_info(tree: ast.Module) -> bool:
@@ -510,3 +481,9 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+def _top_names(header: dict[str, Any], name: str) -> set[str]:
+    """Top-level names in ``<name>_data/`` the header's array entries use."""
+    arrays = header.get("arrays")
+    return fmt.data_names(arrays, name) if isinstance(arrays, dict) else set()
