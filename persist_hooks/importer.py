@@ -20,20 +20,35 @@ runs :mod:`persist_hooks._startup`; ``PERSIST_HOOKS_NO_HOOK=1`` opts out), and
   loaded items (their attributes and ``sys.modules`` entries): new items appear, removed
   ones disappear and rewritten ones load afresh on next access.
 
-Everything else is left to the normal import system, untouched. The finder sits in front
-of importlib's ``PathFinder`` (behind pytest's assertion rewriter, which keeps
-``sys.meta_path[0]``), so it runs for every import; rejecting a name costs about one
-``stat`` per directory searched: a probe for ``<dir>/<name>/_this_dir_is_a_DataSet``, or,
-for a directory of ``sys.path`` searched often, a ``stat`` validating its listing, cached
-per directory and keyed by its modification time like importlib's ``FileFinder``
-(``importlib.invalidate_caches()`` clears it), which also lets the search stop at the
-directory holding the module. A DataSet found in a later ``sys.path`` entry never shadows
-a module or regular package of the same name in an earlier one.
+Everything else is left to the normal import system, untouched, at next to no cost. The
+finder sits immediately in front of importlib's ``PathFinder`` (behind the finders others
+put in front of it, such as pytest's assertion rewriter or setuptools' distutils shim) and
+does not search on its own: it asks ``PathFinder`` (so ``sys.path_hooks``,
+``sys.path_importer_cache`` and ``FileFinder``'s directory caches, which
+``importlib.invalidate_caches()`` clears, apply as usual) and looks at the answer:
+
+* a regular package in a directory holding the marker is a DataSet (one ``stat``, paid
+  for packages only), so precedence is Python's own: a module or regular package in an
+  earlier ``sys.path`` entry wins over a DataSet in a later one, a namespace portion
+  does not;
+* anything else found is returned as ``PathFinder`` found it, which spares ``PathFinder``
+  repeating the search;
+* when nothing but namespace portions, or nothing at all, is found, the finder probes
+  ``<dir>/<name>/_this_dir_is_a_DataSet`` in each searched directory, so a DataSet created
+  a moment ago is found without ``importlib.invalidate_caches()`` even if ``FileFinder``'s
+  cached listing of its directory predates it; otherwise it returns ``None`` and the rest
+  of ``sys.meta_path`` has its turn (``PathFinder`` searches once more, in vain, then the
+  finders behind it, such as those of editable installs).
+
+If ``PathFinder`` is not the finder's successor on ``sys.meta_path`` (replaced, removed,
+or another finder inserted in between), the finder finds DataSets all the same but returns
+``None`` for everything else, leaving it to the finders behind it.
 
 Known limits: an item whose value is ``None`` imports once with ``import mydata.x``;
 a second ``import`` statement raises ``ModuleNotFoundError`` because CPython reads ``None``
 in ``sys.modules`` as "import blocked" (attribute access ``mydata.x`` always works).
-DataSets inside zip files are not recognised.
+DataSets inside zip files are not recognised (packages in zip files are left to
+``zipimport``).
 
 Example:
     >>> from persist_hooks import importer
@@ -44,24 +59,20 @@ Example:
 """
 
 # Imported by persist_hooks._startup at every interpreter start-up: import only modules
-# that are loaded before site runs (sys, os, _thread, time, the frozen importlib), and
+# that are loaded before site runs (sys, os, _thread, the frozen importlib), and
 # nothing from ``typing`` at run time.
 
 import _frozen_importlib_external
 import os
-import stat
 import sys
-import time
-from _imp import extension_suffixes
 from _thread import RLock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from importlib.abc import Loader as _LoaderBase
     from importlib.machinery import ModuleSpec
     from types import ModuleType, TracebackType
-    from typing import Any
 else:
     _LoaderBase = object
 
@@ -87,24 +98,9 @@ _SEP = os.sep
 # Names of the modules DataSetLoader has executed (only ever grows; a pre-check that
 # keeps the finder's work for submodules of other packages to one set lookup).
 _dataset_names: set[str] = set()
-_EXTENSION_SUFFIXES = tuple(extension_suffixes())
-_UNSEEN: tuple[int, frozenset[str], bool] = (-1, frozenset(), True)  # never matches
-# _names() result meaning "probe the marker, no listing yet" ("/" is no file name).
-_PROBE: frozenset[str] = frozenset({"/"})
-# Searches of a directory (in a multi-directory path such as sys.path) answered by
-# probing before its listing is read and cached: a cold listing of a directory of
-# 100-200 names costs 100-200 us here, a probe one stat (2-3 us), and the listing saves
-# about two stats per search (it stops at the directory that has the module).
-_LIST_AFTER = 32
 _PathFinder = _frozen_importlib_external.PathFinder
-
-# A listing read within one timestamp tick of the directory's last change may miss a
-# change made later in that tick (the mtime would not move); such a "racy" listing (as in
-# git's index) is used once and read again on the next lookup. Linux file systems stamp
-# with the kernel's coarse clock (a few ms); an mtime of whole seconds suggests a file
-# system with 1-2 s granularity.
-_RACY_FINE_NS = 50_000_000
-_RACY_COARSE_NS = 2_500_000_000
+_S_IFMT = 0o170000  # stat.S_IFMT and stat.S_IFREG, inlined (no call per stat)
+_S_IFREG = 0o100000
 
 # Finders that may sit in front of ours without ever claiming a DataSet name:
 # (module, qualified name) of the finder object, or of its class for instances.
@@ -151,82 +147,61 @@ def _is_item_name(name: str) -> bool:
     return name.isidentifier() and not name.startswith("_")
 
 
+def _probe(tail: str, entries: "Iterable[object]") -> str | None:
+    """The first ``<entry>/<tail>`` holding :data:`MARKER`, made absolute, or ``None``."""
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        try:
+            directory = entry if entry else os.getcwd()
+            st = os.stat(directory + _SEP + tail + _SEP + MARKER)
+        except (OSError, ValueError):
+            continue
+        if st.st_mode & _S_IFMT == _S_IFREG:
+            return os.path.join(os.path.abspath(directory), tail)
+    return None
+
+
 class DataSetFinder:
     """``sys.meta_path`` finder for DataSet directories and their items.
 
-    ``find_spec`` returns a spec for
+    ``find_spec`` returns a DataSet spec for
 
-    * ``name`` when a directory ``name`` holding :data:`MARKER` is found in the searched
-      directories (``sys.path`` for top-level names, the parent's ``__path__`` otherwise)
-      before any ordinary module or regular package of that name;
+    * ``name`` when importlib's ``PathFinder`` finds ``name`` as a regular package whose
+      directory holds :data:`MARKER` (``sys.path`` for top-level names, the parent's
+      ``__path__`` otherwise), or finds nothing but namespace portions and a directory
+      ``name`` holding the marker is in one of the searched directories;
     * ``pkg.item`` when ``pkg`` is a DataSet module and ``item.py`` exists in it
-      (a DataSet directory inside a DataSet is found as in any package);
+      (a DataSet directory inside a DataSet is found as in any package).
 
-    and ``None`` for everything else, leaving it to the rest of ``sys.meta_path``.
+    For anything else it returns ``PathFinder``'s own answer when it sits immediately in
+    front of ``PathFinder`` on ``sys.meta_path`` (where :func:`install` puts it), so
+    that ``PathFinder`` does not search a second time; a finder anywhere else (not
+    installed, or ``PathFinder`` replaced or moved) returns ``None``, leaving the name to
+    the rest of ``sys.meta_path``.
 
     Example:
-        >>> finder = DataSetFinder()
+        >>> finder = DataSetFinder()          # not on sys.meta_path
         >>> finder.find_spec("json", None) is None
         True
         >>> finder.invalidate_caches()
     """
 
-    def __init__(self) -> None:
-        # directory -> (st_mtime_ns, names in it, listing may be racy); an int: searches
-        # so far without a listing; None: not a directory.
-        self._listings: dict[str, tuple[int, frozenset[str], bool] | int | None] = {}
-
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__qualname__}>"
 
     def invalidate_caches(self) -> None:
-        """Forget the cached directory listings (called by ``importlib.invalidate_caches``).
+        """Clear the caches the finder's answers depend on (``importlib.invalidate_caches``).
+
+        The finder keeps no cache of its own; it searches through ``PathFinder``, whose
+        caches ``importlib.invalidate_caches()`` clears by itself when ``PathFinder`` is on
+        ``sys.meta_path``. Otherwise this clears them.
 
         Example:
             >>> DataSetFinder().invalidate_caches()
         """
-        self._listings = {}
-
-    def _names(self, directory: str) -> frozenset[str] | None:
-        """The names in ``directory`` (cached by mtime), ``None`` if it is not a directory.
-
-        Returns :data:`_PROBE` for the first :data:`_LIST_AFTER` searches of a directory:
-        reading and caching a listing costs as much as some 50 stats, which only pays
-        off once the directory has been searched often. A path that is not a directory
-        (missing, a zip file) is remembered as such until :meth:`invalidate_caches`, as
-        ``PathFinder`` remembers it in ``sys.path_importer_cache``.
-        """
-        listings = self._listings
-        cached = listings.get(directory, 0)
-        if cached is None:
-            return None
-        if isinstance(cached, int):
-            if cached == 0 and not os.path.isdir(directory):
-                listings[directory] = None  # spares later probes of a missing entry
-                return None
-            if cached < _LIST_AFTER:
-                listings[directory] = cached + 1
-                return _PROBE
-            cached = _UNSEEN
-        try:
-            st = os.stat(directory)
-        except (OSError, ValueError):
-            listings[directory] = None
-            return None
-        if not stat.S_ISDIR(st.st_mode):
-            listings[directory] = None
-            return None
-        mtime = st.st_mtime_ns
-        if cached[0] == mtime and not cached[2]:
-            return cached[1]
-        started = time.time_ns()
-        try:
-            names = frozenset(os.listdir(directory))
-        except (OSError, ValueError):
-            return None
-        window = _RACY_COARSE_NS if mtime % 1_000_000_000 == 0 else _RACY_FINE_NS
-        listings[directory] = (mtime, names, started - mtime < window)
-        return names
+        if _PathFinder not in sys.meta_path:
+            _PathFinder.invalidate_caches()
 
     def find_spec(
         self,
@@ -234,10 +209,15 @@ class DataSetFinder:
         path: "Sequence[str] | None",
         target: "ModuleType | None" = None,
     ) -> "ModuleSpec | None":
-        """Return a spec for a DataSet or a DataSet item, ``None`` for anything else.
+        """Return a spec for a DataSet or a DataSet item; see :class:`DataSetFinder`.
 
         Example:
-            >>> DataSetFinder().find_spec("os", None) is None
+            >>> DataSetFinder().find_spec("os", None) is None   # not installed
+            True
+            >>> import sys
+            >>> with install():
+            ...     finder = next(f for f in sys.meta_path if isinstance(f, DataSetFinder))
+            ...     finder.find_spec("os", None).origin == os.__file__   # PathFinder's spec
             True
         """
         parent, _, tail = fullname.rpartition(".")
@@ -252,56 +232,31 @@ class DataSetFinder:
                             return spec  # else: perhaps a DataSet inside the DataSet
             if path is None:
                 return None
-        entries: list[object] = list(sys.path if path is None else path)
-        last = len(entries) - 1
-        for index, entry in enumerate(entries):
-            if not isinstance(entry, str):
-                continue
-            directory = entry
-            if not directory:
+        spec = _PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            locations = spec.submodule_search_locations
+            if locations and spec.has_location:  # a package in a directory
+                root = locations[0]
                 try:
-                    directory = os.getcwd()
-                except OSError:
-                    continue
-            # In the last directory there is nothing to stop early for: probing the
-            # marker is one stat, fewer than validating a listing, and always fresh.
-            # Package paths (one directory) take this path only.
-            names = _PROBE if index == last else self._names(directory)
-            if names is _PROBE:
-                try:
-                    st = os.stat(directory + _SEP + tail + _SEP + MARKER)
+                    is_dataset = os.stat(root + _SEP + MARKER).st_mode & _S_IFMT == _S_IFREG
                 except (OSError, ValueError):
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    root = os.path.join(directory, tail)
-                    return self._dataset_spec(fullname, root, entries[:index])
-                continue
-            if names is None:
-                continue
-            if tail in names:
-                root = os.path.join(directory, tail)
-                if os.path.isfile(os.path.join(root, MARKER)):
-                    return self._dataset_spec(fullname, root, entries[:index])
-                # A regular package here: the normal import system takes it from here,
-                # no need to look further (saves the stats of later directories).
-                if os.path.isfile(os.path.join(root, "__init__.py")):
-                    return None
-            if (
-                tail + ".py" in names
-                or tail + ".pyc" in names
-                or any(tail + suffix in names for suffix in _EXTENSION_SUFFIXES)
-            ):
-                return None  # a module here, ditto
-        return None
+                    is_dataset = False
+                if is_dataset:
+                    return self._dataset_spec(fullname, root)
+        else:
+            # Nothing, or only namespace portions, found: perhaps a DataSet that
+            # FileFinder's cached listing of its directory does not show yet.
+            found = _probe(tail, sys.path if path is None else path)
+            if found is not None:
+                return self._dataset_spec(fullname, found)
+        meta_path = sys.meta_path
+        try:
+            successor = meta_path[meta_path.index(self) + 1]
+        except (ValueError, IndexError):
+            return None
+        return spec if successor is _PathFinder else None
 
-    def _dataset_spec(self, fullname: str, root: str, before: "list[Any]") -> "ModuleSpec | None":
-        # An ordinary module or regular package of the same name in an earlier directory
-        # (or zip file) wins, as it would without the hook. Only paid when a DataSet is
-        # found; namespace portions (spec without loader) do not count.
-        if before:
-            earlier = _PathFinder.find_spec(fullname, before)
-            if earlier is not None and earlier.loader is not None:
-                return None
+    def _dataset_spec(self, fullname: str, root: str) -> "ModuleSpec":
         from importlib.machinery import ModuleSpec
 
         loader = DataSetLoader(fullname, root, trusted=self.trusted_for(root))

@@ -259,6 +259,7 @@ def test_no_bytecode_is_written_or_read_for_datasets(tree: Path) -> None:
 
 def test_ordinary_packages_next_to_a_dataset_are_untouched(tree: Path) -> None:
     code = """
+        import os
         sys.dont_write_bytecode = False
         import plainpkg.mod, nspkg.mod, mydata
         print(json.dumps({
@@ -266,7 +267,10 @@ def test_ordinary_packages_next_to_a_dataset_are_untouched(tree: Path) -> None:
             "ns_loader": type(nspkg.__spec__.loader).__name__,
             "ns_path": list(nspkg.__path__),
             "cached": [plainpkg.__cached__, plainpkg.mod.__cached__],
-            "values": [plainpkg.VALUE, plainpkg.mod.VALUE, nspkg.mod.VALUE]}))
+            "values": [plainpkg.VALUE, plainpkg.mod.VALUE, nspkg.mod.VALUE],
+            "reloaded": importlib.reload(plainpkg.mod).VALUE,
+            "importer_cache": sorted((k, type(v).__name__) for k, v in sys.path_importer_cache.items()
+                                     if k.startswith(os.getcwd()))}))
         """
     results = []
     for hook in (True, False):
@@ -282,6 +286,165 @@ def test_ordinary_packages_next_to_a_dataset_are_untouched(tree: Path) -> None:
     assert with_hook["values"] == ["plain", "mod", "ns"]  # type: ignore[index]
     assert with_hook["loaders"] == ["SourceFileLoader"] * 3  # type: ignore[index]
     assert len(pycs_with) == 3  # plainpkg/__init__, plainpkg/mod, nspkg/mod
+    assert with_hook["reloaded"] == "mod"  # type: ignore[index]
+    assert len(with_hook["importer_cache"]) == 3  # type: ignore[index]  # tree, plainpkg, nspkg
+
+
+COUNT_PATHFINDER = """
+    from importlib.machinery import PathFinder
+    asked = []
+    _find = PathFinder.find_spec
+    def counting(fullname, path=None, target=None):
+        asked.append(fullname)
+        return _find(fullname, path, target)
+    PathFinder.find_spec = counting
+    """
+
+
+def test_installed_finder_answers_for_pathfinder_once_per_import(tree: Path) -> None:
+    code = COUNT_PATHFINDER + """
+    import plainpkg.mod, nspkg.mod, pkg.helper, mydata, pkg.inner.z
+    try:
+        import no_such_module_anywhere
+    except ModuleNotFoundError:
+        pass
+    counts = {n: asked.count(n) for n in asked if n.partition(".")[0] in
+              ("plainpkg", "nspkg", "pkg", "mydata", "no_such_module_anywhere")}
+    from persist_hooks import importer
+    finder = [f for f in sys.meta_path if isinstance(f, importer.DataSetFinder)]
+    spec = finder[0].find_spec("plainpkg", None) if finder else None
+    print(json.dumps({"asked": counts,
+                      "spec": spec and [spec.origin == plainpkg.__file__, type(spec.loader).__name__],
+                      "standalone": importer.DataSetFinder().find_spec("plainpkg", None)}))
+    """
+    with_hook = child(tree, code)
+    without_hook = child(tree, code, hook=False)
+    names = ["plainpkg", "plainpkg.mod", "nspkg", "nspkg.mod", "pkg", "pkg.helper", "mydata",
+             "pkg.inner"]
+    # PathFinder searches once per import, as without the hook; only a name found
+    # nowhere is searched twice (the finder's search, then PathFinder's own).
+    assert with_hook == {
+        "asked": {**dict.fromkeys(names, 1), "no_such_module_anywhere": 2},
+        "spec": [True, "SourceFileLoader"],  # the installed finder answers for PathFinder
+        "standalone": None,  # a finder that is not in front of PathFinder does not
+    }
+    assert without_hook == {
+        "asked": {**dict.fromkeys(names, 1), "no_such_module_anywhere": 1, "pkg.inner.z": 1},
+        "spec": None,
+        "standalone": None,
+    }
+
+
+PASS_THROUGH = """
+    import importlib.abc, importlib.util
+    from importlib.machinery import PathFinder
+    from persist_hooks import importer
+    import persist_hooks._reader  # what a DataSet import needs, imported while PathFinder works
+
+    class VirtualLoader(importlib.abc.Loader):
+        def create_module(self, spec):
+            return None
+        def exec_module(self, module):
+            module.VALUE = "virtual"
+
+    class Recording:
+        "Records what it is asked; claims `claims`, else asks PathFinder if `search`."
+        def __init__(self, claims=(), search=False):
+            self.asked, self.claims, self.search = [], set(claims), search
+        def find_spec(self, name, path, target=None):
+            self.asked.append(name)
+            if name in self.claims:
+                return importlib.util.spec_from_loader(name, VirtualLoader())
+            return PathFinder.find_spec(name, path, target) if self.search else None
+
+    def loader_of(name):
+        try:
+            return type(importlib.import_module(name).__spec__.loader).__name__
+        except ModuleNotFoundError:
+            return "ModuleNotFoundError"
+    """
+
+
+def test_finders_behind_pathfinder_keep_their_turn(tree: Path) -> None:
+    # Editable installs (setuptools, editables) append their finder behind PathFinder.
+    code = PASS_THROUGH + """
+    behind = Recording(claims={"editable_mod", "plainpkg"})
+    sys.meta_path.append(behind)
+    r = {"loaders": [loader_of(n) for n in ("editable_mod", "plainpkg", "mydata", "absent_mod")]}
+    r["asked"] = [n for n in behind.asked if n != "editable_mod.x"]
+    r["value"] = sys.modules["editable_mod"].VALUE
+    print(json.dumps(r))
+    """
+    with_hook = child(tree, code)
+    without_hook = child(tree, code, hook=False)
+    assert with_hook == {
+        "loaders": ["VirtualLoader", "SourceFileLoader", "DataSetLoader", "ModuleNotFoundError"],
+        "asked": ["editable_mod", "absent_mod"],  # what PathFinder does not find, only
+        "value": "virtual",
+    }
+    assert without_hook == {**with_hook, "loaders": [  # type: ignore[dict-item]
+        "VirtualLoader", "SourceFileLoader", "SourceFileLoader", "ModuleNotFoundError"]}
+
+
+@pytest.mark.parametrize("arrangement", ["between", "replaced", "removed"])
+def test_datasets_import_when_pathfinder_is_not_the_finders_successor(
+    tree: Path, arrangement: str
+) -> None:
+    code = PASS_THROUGH + f"""
+    arrangement = {arrangement!r}
+    meta_path = sys.meta_path
+    other = Recording(claims={{"plainpkg"}}, search=arrangement != "between")
+    if arrangement == "between":  # inserted in front of PathFinder after the hook
+        meta_path.insert(meta_path.index(PathFinder), other)
+    elif arrangement == "replaced":
+        meta_path[meta_path.index(PathFinder)] = other
+    else:
+        meta_path.remove(PathFinder)
+    finder = importer._STATE.finder
+    r = {{"loaders": [loader_of(n) for n in ("plainpkg", "mydata", "pkg.inner", "nspkg")],
+          "answers_for_others": finder.find_spec("nspkg", None) is not None,
+          "asked": other.asked if other in meta_path else None}}
+    import mydata.x
+    r["x"] = mydata.x
+    print(json.dumps(r))
+    """
+    result = child(tree, code)
+    if arrangement == "removed":  # nothing imports from sys.path but DataSets
+        loaders = ["ModuleNotFoundError", "DataSetLoader", "ModuleNotFoundError"]
+    else:
+        loaders = ["VirtualLoader", "DataSetLoader", "DataSetLoader"]
+    loaders.append("ModuleNotFoundError" if arrangement == "removed" else "NamespaceLoader")
+    assert result == {
+        "loaders": loaders,
+        "answers_for_others": False,
+        # The DataSet finder takes DataSets first; everything else reaches the other finder.
+        "asked": None if arrangement == "removed" else ["plainpkg", "pkg", "nspkg"],
+        "x": [1, 2, 3],
+    }
+
+
+def test_zip_files_on_sys_path(tree: Path) -> None:
+    archive = tree / "mods.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("zmod.py", "VALUE = 'zip module'\n")
+        zf.writestr("zpkg/__init__.py", "")
+        zf.writestr("zpkg/sub.py", "VALUE = 'zip package'\n")
+        zf.writestr("mydata2/__init__.py", "VALUE = 'zip, not a DataSet'\n")
+        zf.writestr(f"mydata2/{MARKER}", "")  # DataSets in zip files are not recognised
+    make_dataset(tree, "zmod", {"x": "1"})  # later on sys.path than the zip: shadowed
+    code = """
+    sys.path.insert(0, "mods.zip")
+    import zmod, zpkg.sub, mydata2, mydata
+    print(json.dumps([[m.VALUE, type(m.__spec__.loader).__name__] for m in (zmod, zpkg.sub, mydata2)]
+                     + [type(mydata.__spec__.loader).__name__]))
+    """
+    expected = [
+        ["zip module", "zipimporter"],
+        ["zip package", "zipimporter"],
+        ["zip, not a DataSet", "zipimporter"],
+    ]
+    assert child(tree, code) == [*expected, "DataSetLoader"]
+    assert child(tree, code, hook=False) == [*expected, "SourceFileLoader"]
 
 
 def test_dataset_nested_in_an_ordinary_package(tree: Path) -> None:
@@ -365,7 +528,7 @@ def test_reload_reflects_another_process_rewrite_and_item_changes(tree: Path) ->
         "w": [True, "new"],
         "y": [False, False],
         "import_y": "ModuleNotFoundError",
-        "info": {"x": "rewritten", "w": None, "b": 2},
+        "info": {"x": "rewritten", "w": None, "b": 2, "n": None},  # n.py: no metadata
     }
 
 
@@ -628,34 +791,35 @@ def test_warns_about_finders_that_shadow_datasets(import_state: list[str]) -> No
     assert shadowing_finders() == []
 
 
-def test_listing_cache_follows_mtime_and_invalidate_caches(
+def test_cached_directory_listings_never_hide_a_new_dataset(
     tmp_path: Path, import_state: list[str]
 ) -> None:
     name = unique("cached")
     directory, other = tmp_path / "entry", tmp_path / "other"
     directory.mkdir()
     other.mkdir()
-    # Listings serve directories searched often, except the last one searched (there a
-    # direct probe of the marker is cheaper): search [directory, other] often enough.
     entries = [str(directory), str(other)]
-    long_ago = 1_000_000_000 * 1_000_000_000 + 123  # 2001, not a racy listing
+    long_ago = 1_000_000_000 * 1_000_000_000 + 123  # 2001
     os.utime(directory, ns=(long_ago, long_ago))
     finder = DataSetFinder()
     sys.meta_path.insert(0, finder)
-    for _ in range(importer._LIST_AFTER + 1):
-        assert finder.find_spec(name, entries) is None  # probed, then listed and cached
+    assert finder.find_spec(name, entries) is None  # FileFinder has listed `directory`
     make_dataset(directory, name, {"x": "1"})
     os.utime(directory, ns=(long_ago, long_ago))  # same mtime: the cached listing holds
-    assert finder.find_spec(name, entries) is None
-    assert finder.find_spec(name, entries[:1]) is not None  # the probe is never stale
-    importlib.invalidate_caches()  # reaches every finder on sys.meta_path
+    # Plain Python misses the new directory until importlib.invalidate_caches() ...
+    assert importlib.machinery.PathFinder.find_spec(name, entries) is None
+    # ... the finder probes the marker when PathFinder finds nothing: never stale.
     spec = finder.find_spec(name, entries)
     assert spec is not None and isinstance(spec.loader, DataSetLoader)
-    for _ in range(importer._LIST_AFTER + 1):
-        assert finder.find_spec(name, entries) is not None
-    # A change of the directory's mtime refreshes the listing by itself.
+    assert spec.origin == str(directory / name / "__init__.py")
+    importlib.invalidate_caches()  # reaches every finder on sys.meta_path
+    assert importlib.machinery.PathFinder.find_spec(name, entries) is not None
+    spec = finder.find_spec(name, entries)  # now found through PathFinder
+    assert spec is not None and isinstance(spec.loader, DataSetLoader)
+    assert spec.submodule_search_locations == [str(directory / name)]
+    # A removed DataSet is gone at once, whatever the listing says.
     shutil.rmtree(directory / name)
-    os.utime(directory, ns=(long_ago + 1_000, long_ago + 1_000))
+    os.utime(directory, ns=(long_ago, long_ago))
     assert finder.find_spec(name, entries) is None
 
 
@@ -663,10 +827,15 @@ def test_fresh_dataset_is_found_without_invalidate_caches(tmp_path: Path) -> Non
     finder = DataSetFinder()
     name = unique("fresh")
     entries = [str(tmp_path), str(tmp_path / "missing")]
-    for _ in range(importer._LIST_AFTER + 1):  # until tmp_path's listing is cached
-        assert finder.find_spec(name, entries) is None
+    assert finder.find_spec(name, entries) is None  # tmp_path's listing is cached now
     make_dataset(tmp_path, name, {})  # within the same timestamp tick, most likely
-    assert finder.find_spec(name, entries) is not None
+    spec = finder.find_spec(name, entries)
+    assert spec is not None and isinstance(spec.loader, DataSetLoader)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "__init__.py").write_text("")
+    assert finder.find_spec(f"sub.{name}", [str(tmp_path / "sub")]) is None
+    make_dataset(tmp_path / "sub", name, {})  # inside a package: the same
+    assert finder.find_spec(f"sub.{name}", [str(tmp_path / "sub")]) is not None
 
 
 def test_earlier_ordinary_module_wins_over_a_later_dataset(tmp_path: Path) -> None:

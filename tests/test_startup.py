@@ -46,6 +46,12 @@ def test_hook_is_active_at_startup_in_front_of_pathfinder(tmp_path: Path) -> Non
     assert "persist_hooks.importer" in modules
     heavy = {"numpy", "pluggy", "fasteners", "persist_hooks.archive", "persist_hooks._reader"}
     assert not heavy & modules
+    # Immediately in front of PathFinder, not at index 0: finders that others put in
+    # front of PathFinder (setuptools' distutils shim here) stay in front of ours.
+    without = startup_state(tmp_path, PERSIST_HOOKS_NO_HOOK="1")["meta_path"]
+    expected = list(without)
+    expected.insert(without.index("PathFinder"), "DataSetFinder")
+    assert meta_path == expected
 
 
 @pytest.mark.parametrize("value", ["1", "yes"])
