@@ -30,8 +30,11 @@ def _import_state_hygiene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     before = set(sys.modules)
     yield
     sys.path[:] = saved_path
-    sys.meta_path[:] = saved_meta
     base = str(tmp_path_factory.getbasetemp())
+    # finders a test installed go; a library's own (importlib_metadata adds one on import,
+    # and stays imported) must stay, or later tests see no installed distributions
+    added = [f for f in sys.meta_path if not any(f is s for s in saved_meta)]
+    sys.meta_path[:] = saved_meta + [f for f in added if _library_finder(f, base)]
     for name in set(sys.modules) - before:
         module = sys.modules.get(name)
         if isinstance(module, types.ModuleType):
@@ -39,6 +42,17 @@ def _import_state_hygiene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             if not origin.startswith(base):
                 continue  # a library module: keep it (extension modules cannot be re-imported)
         sys.modules.pop(name, None)  # imported from a test's directory, or a DataSet item object
+
+
+def _library_finder(finder: object, base: str) -> bool:
+    cls = finder if isinstance(finder, type) else type(finder)
+    module = sys.modules.get(cls.__module__)
+    origin = str(getattr(module, "__file__", None) or "")
+    return (
+        module is not None
+        and not cls.__module__.startswith(("persist_hooks", "conftest", "test_"))
+        and not origin.startswith(base)
+    )
 
 
 @pytest.fixture

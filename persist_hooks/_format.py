@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._jsonlit import to_json, to_json_many
 from .errors import FormatError
 
 __all__ = [
@@ -30,13 +31,17 @@ __all__ = [
     "KEY_PREFIX",
     "MARKER_TEXT",
     "ComputedInfo",
+    "DataRun",
     "InitLayout",
     "ItemText",
+    "block_literal",
     "block_runs",
     "data_names",
     "find_key_block",
     "init_keys",
     "is_kept",
+    "item_keys",
+    "item_order",
     "make_header",
     "marker_format",
     "padded",
@@ -65,6 +70,28 @@ END_OF_KEYS = "# -- end of keys"
 
 INIT_FOOTER = """\
 # -- plain-Python access to the items (persist_hooks' import hook does its own) --
+def _add_items(info):
+    # item files without a block above (copied in by hand) are keys too, after the others
+    import os
+    try:
+        listing = os.listdir(os.path.dirname(os.path.abspath(__file__)))
+    except OSError:  # not a directory (a zip file): only the keys above
+        listing = []
+    names = [n[:-3] for n in listing if n.endswith('.py') and not n.startswith('_')
+             and n[:-3].isidentifier() and n[:-3] not in info]
+
+    def order(n):  # a trailing number counts as a number: x_2 before x_10
+        stem = n.rstrip('0123456789')
+        return stem, len(n) - len(stem), n
+
+    for name in sorted(names, key=order):
+        info[name] = None
+
+
+_add_items(_info_dict)
+del _add_items
+
+
 def __getattr__(name):
     import importlib
     import os
@@ -77,7 +104,45 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_info_dict))
 """
-"""Footer of ``__init__.py``: lazy item import (PEP 562) when imported by plain Python."""
+"""Footer of ``__init__.py`` for plain Python: item files without a block become keys,
+items import lazily (PEP 562).  persist_hooks' readers do both themselves."""
+
+def item_order(name: str) -> tuple[str, int, str]:
+    """Sort key of item files without a key block: by name, a trailing number as a number.
+
+    The footer of ``__init__.py`` orders them the same way for plain Python.
+
+    Example:
+        >>> sorted(["x_10", "b", "x_2", "a1"], key=item_order)
+        ['a1', 'b', 'x_2', 'x_10']
+    """
+    stem = name.rstrip("0123456789")
+    return stem, len(name) - len(stem), name
+
+
+def item_keys(listing: Iterable[str]) -> list[str]:
+    """Item names among a DataSet directory's file names (``<name>.py``).
+
+    Example:
+        >>> sorted(item_keys(["__init__.py", "x_1.py", "x_data", "_hidden.py", "a-b.py"]))
+        ['x_1']
+    """
+    return [
+        n[:-3]
+        for n in listing
+        if n.endswith(".py") and not n.startswith("_") and n[:-3].isidentifier()
+    ]
+
+
+STANDARD_FOOTERS = frozenset(
+    {
+        INIT_FOOTER,
+        # written before items without metadata stopped getting a block
+        INIT_FOOTER[: INIT_FOOTER.index("def _add_items")]
+        + INIT_FOOTER[INIT_FOOTER.index("def __getattr__") :],
+    }
+)
+"""Footers persist_hooks wrote; a reader need not run them (anything else it runs)."""
 
 _KEY_RE = re.compile(r"^# -- key: (.*)$", re.MULTILINE)
 _MARKER_RE = re.compile(r"^persist_hooks DataSet format (\d+)\s*$")
@@ -350,44 +415,99 @@ def init_keys(text: str) -> list[str] | None:
     return _KEY_RE.findall(text, layout.blocks_start, layout.blocks_end)
 
 
-_NONE_BLOCK_RE = re.compile(r"# -- key: ([^\W\d]\w*)\n_info_dict\['\1'\] = None\n")
+_VALUE_BLOCK_RE = re.compile(r"# -- key: ([^\W\d]\w*)\n_info_dict\['\1'\] = ([^\n]*)\n")
 
 
-def block_runs(text: str, layout: InitLayout) -> list[tuple[int, int, list[str] | None]]:
-    """Split the key blocks into runs ``(start, end, keys)``.
+@dataclass
+class DataRun:
+    """Consecutive key blocks whose metadata are JSON-compatible literals (see ``_jsonlit``).
 
-    ``keys`` lists the keys of a run of blocks that only set their metadata to
-    ``None`` (readers need not compile those); it is ``None`` for a run of
-    other blocks (or of hand-written lines), which must be executed.
+    ``source`` is a JSON array of their values (readers decode it instead of
+    compiling the blocks); ``values`` holds them decoded once already.
+    """
+
+    keys: list[str]
+    source: str
+    values: list[Any]
+
+
+def block_runs(text: str, layout: InitLayout) -> list[tuple[int, int, DataRun | None]]:
+    """Split the key blocks into runs ``(start, end, data)``.
+
+    ``data`` is a :class:`DataRun` for a run of one-line blocks that assign
+    literals of the Python/JSON common subset (``None`` included: keys without
+    metadata), which readers decode instead of compiling; it is ``None`` for a
+    run of other blocks (or of hand-written lines), which must be executed.
 
     Example:
-        >>> blocks = [render_key_block("a", None), render_key_block("b", "_info_dict['b'] = 1"),
-        ...           render_key_block("c", None), render_key_block("d", None)]
+        >>> blocks = [render_key_block("a", None), render_key_block("b", "_info_dict['b'] = f(1)"),
+        ...           render_key_block("c", '_info_dict[\\'c\\'] = {"n": True}'),
+        ...           render_key_block("d", None)]
         >>> text = render_init("d", blocks)
-        >>> [(keys, text[s:e].count("\\n")) for s, e, keys in block_runs(text, parse_init(text))]
-        [(['a'], 2), (None, 2), (['c', 'd'], 4)]
+        >>> for s, e, data in block_runs(text, parse_init(text)):
+        ...     print(text[s:e].count("\\n"), data and (data.keys, data.source, data.values))
+        2 (['a'], '[null]', [None])
+        2 None
+        4 (['c', 'd'], '[{"n": true},null]', [{'n': True}, None])
     """
-    runs: list[tuple[int, int, list[str] | None]] = []
+    # one-line blocks assigning a value, and the rest as code: (start, end, key, value)
+    blocks: list[tuple[int, int, str | None, str | None]] = []
+    match_block = _VALUE_BLOCK_RE.match
     pos, end = layout.blocks_start, layout.blocks_end
     while pos < end:
-        match = _NONE_BLOCK_RE.match(text, pos, end)
+        match = match_block(text, pos, end)
         if match is not None:
-            keys = runs[-1][2] if runs else None
-            if keys is not None:
-                keys.append(match.group(1))
-                runs[-1] = (runs[-1][0], match.end(), keys)
-            else:
-                runs.append((pos, match.end(), [match.group(1)]))
-            pos = match.end()
-            continue
-        nxt = text.find(f"\n{KEY_PREFIX}", pos, end)
-        stop = end if nxt < 0 else nxt + 1
-        if runs and runs[-1][2] is None:
-            runs[-1] = (runs[-1][0], stop, None)
+            stop = match.end()
+            blocks.append((pos, stop, match.group(1), match.group(2)))
         else:
-            runs.append((pos, stop, None))
+            nxt = text.find(f"\n{KEY_PREFIX}", pos, end)
+            stop = end if nxt < 0 else nxt + 1
+            blocks.append((pos, stop, None, None))
         pos = stop
+    decoded = iter(to_json_many([v for _, _, _, v in blocks if v is not None]))
+    runs: list[tuple[int, int, DataRun | None]] = []
+    run_start = run_stop = 0
+    keys: list[str] = []
+    sources: list[str] = []
+    values: list[Any] = []
+    code = False  # the current run is code (else data, if it has keys)
+
+    def flush() -> None:
+        if code:
+            runs.append((run_start, run_stop, None))
+        elif keys:
+            runs.append((run_start, run_stop, DataRun(keys, "[" + ",".join(sources) + "]", values)))
+
+    for start, stop, key, value in blocks:
+        found = next(decoded) if value is not None else None
+        if key is None or found is None:
+            if not code:
+                flush()
+                keys, sources, values, code, run_start = [], [], [], True, start
+        elif code or not keys:
+            flush()
+            keys, sources, values, code, run_start = [key], [found[0]], [found[1]], False, start
+        else:
+            keys.append(key)
+            sources.append(found[0])
+            values.append(found[1])
+        run_stop = stop
+    flush()
     return runs
+
+
+def block_literal(block: str) -> tuple[Any] | None:
+    """``(value,)`` if ``block`` is one key block assigning a Python/JSON literal, else ``None``.
+
+    Example:
+        >>> block_literal(render_key_block("x", "_info_dict['x'] = [1, True]"))
+        ([1, True],)
+        >>> block_literal(render_key_block("x", "_info_dict['x'] = (1,)")) is None
+        True
+    """
+    match = _VALUE_BLOCK_RE.fullmatch(block)
+    found = None if match is None else to_json(match.group(2))
+    return None if found is None else (found[1],)
 
 
 def find_key_block(text: str, name: str) -> tuple[int, int] | None:

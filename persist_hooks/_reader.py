@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._exec import ARRAYS_NAME, run_code
 from ._fileio import file_signature, read_text
-from ._format import block_runs, padded, parse_init, parse_item
+from ._format import (
+    STANDARD_FOOTERS,
+    block_runs,
+    item_keys,
+    item_order,
+    padded,
+    parse_init,
+    parse_item,
+)
 from .errors import FormatError, UnsafeArchiveError
 
 if TYPE_CHECKING:
@@ -38,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MARKER",
+    "complete_info",
     "exec_init",
     "is_dataset_dir",
     "item_names",
@@ -52,9 +61,6 @@ INIT = "__init__.py"
 
 _MAX_ATTEMPTS = 20
 """Times an item is re-read when a writer replaces it while it is being opened."""
-
-_MIN_NONE_RUN = 16
-"""Runs of at least this many metadata-less keys are read as text, not compiled."""
 
 _CACHE_ENTRIES = 512
 _CACHE_CHARS = 32_000_000
@@ -130,8 +136,11 @@ def _cached_code(source: str, filename: str, first_line: int = 1) -> CodeType:
     return code
 
 
-_InitPlan = list[CodeType | list[str]]
-"""How to run an ``__init__.py``: code to execute, or runs of keys whose metadata is None."""
+_DataStep = tuple[list[str], str, list[list[Any]]]
+"""Keys, their values as a JSON array, and the values decoded when the plan was made
+(popped by the first run: later runs decode afresh, so no two callers share a value)."""
+_InitPlan = list[CodeType | _DataStep]
+"""How to run an ``__init__.py``: code to execute, or runs of literal metadata to decode."""
 
 _code_cache: _TextCache[CodeType] = _TextCache(_CACHE_ENTRIES, _CACHE_CHARS)
 _plan_cache: _TextCache[_InitPlan] = _TextCache(64, _CACHE_CHARS)
@@ -191,12 +200,17 @@ def exec_init(
     *,
     trusted: bool = True,
     safe_callables: tuple[str, ...] = (),
+    items: bool = True,
 ) -> None:
     """Run ``<root>/__init__.py`` into ``namespace`` (which then holds ``_info_dict``).
 
-    No bytecode is used; compiled code is cached by the file's exact text.  A
-    missing ``__init__.py`` gives an empty ``_info_dict``.  With
-    ``trusted=False`` only the key blocks run, through the safe evaluator.
+    No bytecode is used; compiled code is cached by the file's exact text.
+    Metadata written as plain-data literals is decoded with :mod:`json`
+    instead of compiled.  Item files without a key block (copied in by hand)
+    are added as keys mapping to ``None``, after the others, as the file's
+    plain-Python footer does (unless ``items=False``).  A missing ``__init__.py`` gives an
+    ``_info_dict`` of the items only.  With ``trusted=False`` only the key
+    blocks run, through the safe evaluator.
 
     Example:
         >>> import tempfile, pathlib
@@ -204,39 +218,79 @@ def exec_init(
         >>> exec_init(pathlib.Path(tempfile.mkdtemp()), ns); ns["_info_dict"]
         {}
     """
-    path = Path(root) / INIT
+    root = Path(root)
+    path = root / INIT
     try:
         text, _ = read_text(path)
     except FileNotFoundError:
         namespace["_info_dict"] = {}
+        if items:
+            complete_info(root, namespace["_info_dict"])
         return
     filename = str(path)
     namespace.setdefault("__file__", filename)
     namespace.setdefault("__name__", f"_persist_hooks_info_{next(_module_names)}")
     if trusted:
         _run_init_plan(_init_plan(text, filename), namespace)
-        return
-    layout = parse_init(text)
-    if layout is None:
-        _evaluate_body(text, namespace, False, filename=filename, safe_callables=safe_callables)
     else:
-        _evaluate_body(
-            layout.blocks_source(text),
-            namespace,
-            False,
-            filename=filename,
-            first_line=layout.first_line,
-            safe_callables=safe_callables,
-        )
+        layout = parse_init(text)
+        if layout is None:
+            _evaluate_body(text, namespace, False, filename=filename, safe_callables=safe_callables)
+        else:
+            namespace["_info_dict"] = {}
+            line = layout.first_line + 1
+            for start, end, data in block_runs(text, layout):
+                if data is not None:
+                    namespace["_info_dict"].update(zip(data.keys, data.values, strict=True))
+                else:
+                    _evaluate_body(
+                        text[start:end],
+                        namespace,
+                        False,
+                        filename=filename,
+                        first_line=line,
+                        safe_callables=safe_callables,
+                    )
+                line += text.count("\n", start, end)
+    info = namespace.get("_info_dict")
+    if items and isinstance(info, dict):
+        complete_info(root, info)
+
+
+def complete_info(root: Path, info: dict[Any, Any]) -> None:
+    """Add the items of ``root`` that ``info`` lacks (no key block) as ``None``, after the
+    others, in name order (:func:`persist_hooks._format.item_order`).
+
+    A DataSet writes a block for every key, so this only matters for item files
+    copied in by hand or left by a writer that died between committing an item
+    and its key: they stay readable and listed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp()); _ = (root / "x_10.py").write_text("")
+        >>> _ = (root / "x_9.py").write_text("")
+        >>> info = {"x_10": 1}; complete_info(root, info); info
+        {'x_10': 1, 'x_9': None}
+    """
+    try:
+        listing = os.listdir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    missing = [key for key in item_keys(listing) if key not in info]
+    for key in sorted(missing, key=item_order):
+        info[key] = None
 
 
 def _init_plan(text: str, filename: str) -> _InitPlan:
-    """Split ``__init__.py`` into code and runs of metadata-less keys (cached by text).
+    """Split ``__init__.py`` into code and runs of literal metadata (cached by text).
 
-    Compiling costs ~10 us per statement, so long runs of blocks that only set
-    ``None`` (keys without metadata, the common case) are recognised as text
-    instead; short runs stay in the code around them, which bounds the number
-    of pieces.  The result is the same as running the whole file.
+    Compiling costs ~15 us per statement, decoding a JSON literal ~1 us, so
+    runs of blocks that assign Python/JSON literals (``None`` for keys
+    without metadata, plain-data dicts, lists, strings and numbers: what
+    DataSets write for such metadata) are decoded instead; other blocks stay
+    code.  A footer persist_hooks wrote (plain-Python item access) is not run:
+    the readers do its work themselves.  The result is the same as running the
+    whole file.
     """
     plan = _plan_cache.get(text, filename)
     if plan is not None:
@@ -247,24 +301,15 @@ def _init_plan(text: str, filename: str) -> _InitPlan:
     else:
         plan = [_compile(text[: layout.blocks_start], filename)]
         line = text.count("\n", 0, layout.blocks_start) + 1
-        code_start: int | None = None
-        code_line = line
-
-        def flush(end: int) -> None:
-            nonlocal code_start
-            if code_start is not None:
-                plan.append(_compile(text[code_start:end], filename, code_line))
-                code_start = None
-
-        for start, end, keys in block_runs(text, layout):
-            if keys is not None and len(keys) >= _MIN_NONE_RUN:
-                flush(start)
-                plan.append(keys)
-            elif code_start is None:
-                code_start, code_line = start, line
+        for start, end, data in block_runs(text, layout):
+            if data is not None:
+                plan.append((data.keys, data.source, [data.values]))
+            else:
+                plan.append(_compile(text[start:end], filename, line))
             line += text.count("\n", start, end)
-        flush(layout.blocks_end)
-        plan.append(_compile(text[layout.blocks_end :], filename, line))
+        footer = text[layout.blocks_end :]
+        if footer.partition("\n")[2] not in STANDARD_FOOTERS:
+            plan.append(_compile(footer, filename, line))
     _plan_cache.put(text, filename, 1, plan)
     return plan
 
@@ -274,8 +319,13 @@ def _run_init_plan(plan: _InitPlan, namespace: dict[str, Any]) -> None:
     gc.disable()  # as in run_code: building many small containers in a row
     try:
         for step in plan:
-            if isinstance(step, list):
-                namespace["_info_dict"].update(dict.fromkeys(step))
+            if isinstance(step, tuple):
+                keys, source, fresh = step
+                try:
+                    values = fresh.pop()  # atomic: only one caller gets them
+                except IndexError:
+                    values = json.loads(source)
+                namespace["_info_dict"].update(zip(keys, values, strict=True))
             else:
                 exec(step, namespace)  # trusted DataSet metadata
     finally:
@@ -284,9 +334,16 @@ def _run_init_plan(plan: _InitPlan, namespace: dict[str, Any]) -> None:
 
 
 def read_info(
-    root: Path, *, trusted: bool = True, safe_callables: tuple[str, ...] = ()
+    root: Path,
+    *,
+    trusted: bool = True,
+    safe_callables: tuple[str, ...] = (),
+    items: bool = True,
 ) -> dict[str, Any]:
     """Return a fresh ``_info_dict`` (metadata per key) of the DataSet at ``root``.
+
+    ``items=False``: only what ``__init__.py`` says, without the items stored
+    without metadata.
 
     Example:
         >>> import tempfile, pathlib
@@ -294,7 +351,9 @@ def read_info(
         {}
     """
     namespace: dict[str, Any] = {}
-    exec_init(Path(root), namespace, trusted=trusted, safe_callables=safe_callables)
+    exec_init(
+        Path(root), namespace, trusted=trusted, safe_callables=safe_callables, items=items
+    )
     info = namespace.get("_info_dict")
     if not isinstance(info, dict):
         raise FormatError(f"{Path(root) / INIT}: does not define the dict _info_dict")
@@ -315,6 +374,9 @@ def item_names(root: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- items
+
+ArrayOpener = Callable[["Backend", Path, Mapping[str, Any]], Any]
+"""``opener(backend, root, entry) -> array``: how :func:`read_item` opens each stored array."""
 
 _backends: dict[tuple[str, str], Backend] = {}
 _backends_lock = threading.Lock()
@@ -356,6 +418,7 @@ def _open_arrays(
     trusted: bool,
     writer_lock: Callable[[], AbstractContextManager[Any]] | None,
     durable: bool,
+    opener: ArrayOpener | None = None,
 ) -> dict[str, Any]:
     entries = header.get("arrays") or {}
     if not entries:
@@ -367,6 +430,8 @@ def _open_arrays(
     if not isinstance(name, str) or not isinstance(options, dict):
         raise FormatError(f"{filename}, line 2: header needs a backend name and options")
     backend = _backend(name, options)
+    if opener is not None:
+        return {key: opener(backend, root, entry) for key, entry in entries.items()}
     if mode == "r":
         return {
             key: backend.open(root, entry, mode="r", trusted=trusted)
@@ -412,8 +477,12 @@ def read_item(
     writer_lock: Callable[[], AbstractContextManager[Any]] | None = None,
     durable: bool = False,
     safe_callables: tuple[str, ...] = (),
+    opener: ArrayOpener | None = None,
 ) -> Any:
     """Load item ``name`` of the DataSet at ``root`` from disk, afresh.
+
+    ``opener(backend, root, entry)``, when given, opens each stored array
+    instead of the backend's ``open`` (``DataSet.open(name, as_="dask")``).
 
     With ``trusted=False`` the item is evaluated by the safe loader, whose
     allow-list ``safe_callables`` extends.
@@ -453,6 +522,7 @@ def read_item(
                 trusted=trusted,
                 writer_lock=writer_lock,
                 durable=durable,
+                opener=opener,
             )
         except FileNotFoundError as exc:
             if file_signature(path) != signature and not last:

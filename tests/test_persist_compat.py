@@ -358,8 +358,3 @@ def test_verify_untrusted_reports_items_it_cannot_check(source: Path) -> None:
     assert refused == set(E.dataset_objects())
     assert all("safe loader" in p.message for p in report.problems if p.kind == "bad-item")
     assert not any(p.repairable for p in report.problems)
-
-
-def test_verify_untrusted_does_not_call_persist_items_unlisted(source: Path) -> None:
-    report = verify(source / E.DATASET)
-    assert "unlisted-item" not in report.kinds(), str(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import traceback
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from persist_hooks import _format as fmt
 from persist_hooks import _reader
@@ -26,6 +29,8 @@ from persist_hooks._reader import (
 from persist_hooks.backends.npy import NpyBackend
 from persist_hooks.backends.proxy import ArrayProxy
 from persist_hooks.errors import FormatError, UnsafeArchiveError
+
+_counter = itertools.count()
 
 
 @pytest.fixture
@@ -119,8 +124,14 @@ def test_exec_init_fills_the_namespace(root: Path) -> None:
     ns: dict[str, Any] = {"__name__": "ds"}
     exec_init(root, ns)
     assert ns["_info_dict"] == {"x": 1}
-    assert callable(ns["__getattr__"]) and ns["__file__"] == str(root / "__init__.py")
-    assert ns["__name__"] == "ds"
+    assert ns["__file__"] == str(root / "__init__.py") and ns["__name__"] == "ds"
+    # the standard footer (plain-Python item access) is not run: readers do its work
+    assert "__getattr__" not in ns and "_add_items" not in ns
+    text = (root / "__init__.py").read_text()
+    (root / "__init__.py").write_text(text + "def __getattr__(name):\n    return name\n")
+    ns = {"__name__": "ds"}
+    exec_init(root, ns)  # a footer edited by hand is run
+    assert ns["__getattr__"]("q") == "q" and ns["_info_dict"] == {"x": 1}
 
 
 def test_foreign_init_runs_whole(root: Path) -> None:
@@ -138,8 +149,8 @@ def test_item_names(root: Path) -> None:
     write_init(root, {"a": None, "meta_only": "_info_dict['meta_only'] = 1", "b": None})
     write_item(root, "a", "a = 1\n")
     write_item(root, "b", "b = 2\n")
-    write_item(root, "orphan", "orphan = 3\n")  # a file without a key is not listed
-    assert item_names(root) == ["a", "b"]
+    write_item(root, "orphan", "orphan = 3\n")  # an item without a block is a key too
+    assert item_names(root) == ["a", "b", "orphan"]
 
 
 def test_read_item_without_arrays(root: Path) -> None:
@@ -288,7 +299,7 @@ def test_hand_written_item_binding_its_name(root: Path) -> None:
 
 def test_untrusted_without_safe_evaluator(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_item(root, "x", "x = 1\n")
-    write_init(root, {"x": None})
+    write_init(root, {"x": "_info_dict['x'] = (1,)"})  # not a JSON-subset literal
     monkeypatch.setitem(sys.modules, "persist_hooks.safe", None)  # not importable
     with pytest.raises(UnsafeArchiveError, match="not available"):
         read_item(root, "x", trusted=False)
@@ -348,7 +359,8 @@ def test_init_fast_path_equals_running_the_whole_file(root: Path) -> None:
     assert list(fast["_info_dict"].items()) == list(whole["_info_dict"].items())
     assert fast["extra"] == "hand written" and fast["__doc__"] == whole["__doc__"]
     plan = _reader._init_plan(text, str(root / "__init__.py"))
-    assert [len(step) for step in plan if isinstance(step, list)] == [40, 47]
+    runs = [len(step[0]) for step in plan if isinstance(step, tuple)]
+    assert runs == [3, 6, 40, 47]  # the hand-written line before k10 is code
 
 
 def test_init_errors_point_at_the_real_line(root: Path) -> None:
@@ -364,3 +376,43 @@ def test_init_errors_point_at_the_real_line(root: Path) -> None:
     atomic_write_text(root / "__init__.py", text.replace("= undefined_name", "= (1,"))
     with pytest.raises(FormatError, match=rf"__init__\.py, line {lineno}:"):
         read_info(root)
+
+
+_metadata = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    | st.tuples(inner)
+    | st.frozensets(st.integers(), max_size=2),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "x_1", "x_10"]), _metadata), max_size=8))
+def test_metadata_read_fast_equals_plain_python(tmp_path: Path, writes: list[Any]) -> None:
+    """Whatever DataSets write (literals decoded by json, the rest compiled), every reader
+    gives what plain Python's import gives: trusted, safe, and the import of the package."""
+    from persist_hooks.dataset import DataSet
+
+    root = tmp_path / f"ds{next(_counter)}"
+    ds = DataSet(root.name, "w", path=tmp_path)
+    for key, value in writes:
+        ds[key] = value
+    text = (root / "__init__.py").read_text()
+    plain: dict[str, Any] = {"__name__": "plain", "__file__": str(root / "__init__.py")}
+    exec(compile(text, str(root / "__init__.py"), "exec"), plain)
+    want = plain["_info_dict"]
+    for trusted in (True, False):
+        _reader._plan_cache.clear()
+        for _ in range(2):  # the first run uses the values decoded for the plan, then afresh
+            got = read_info(root, trusted=trusted)
+            assert list(got) == list(want) and got == want
+            assert all(type(got[k]) is type(want[k]) for k in want)
+    first, second = read_info(root), read_info(root)
+    mutable = [k for k in first if isinstance(first[k], (list, dict))]
+    assert all(first[k] is not second[k] for k in mutable)  # never shared between callers
