@@ -7,15 +7,25 @@
 For each size N and each installed backend (``npy``, ``hdf5``, ``zarr``), in one run:
 
 * write: ``ds.x = arr`` through a DataSet vs the library writing the same array
-  (``np.save``; ``h5py`` ``create_dataset``; ``zarr.create_array``).  The library
-  is timed twice: with the layout the backend uses (same chunks and codecs: the
-  ratio measures persist_hooks' overhead, target <= 1.10x) and with the library's
-  defaults (h5py contiguous, zarr automatic chunks: the cost of the layout choice).
+  (``np.save``; ``h5py`` ``create_dataset``; ``zarr.create_array``), like with like
+  in two situations: *new* (the item does not exist / the file was removed before
+  the run, untimed) and *replace* (the item exists and the write supersedes it /
+  the library overwrites its existing file: ``np.save`` and ``h5py.File(..., "w")``
+  truncate it, zarr ``overwrite=True`` removes its chunks, all inside the timing,
+  as a DataSet's write removes the superseded generation; a superseded zarr group
+  is kept for its grace period, so the DataSet does not pay for that removal
+  then).  The DataSet also computes each array's checksum (in a thread, overlapping
+  the write).  The library is timed with the layout the backend uses (same chunks
+  and codecs: the ratio measures persist_hooks' overhead, target <= 1.10x) and,
+  new files only, with the library's defaults (h5py contiguous, zarr automatic
+  chunks: the cost of the layout choice).
 * read: ``np.array(ds.x)`` (the whole array in memory, from a freshly read item)
   vs ``np.load`` / ``f[key][()]`` / ``zarr.open_array(...)[...]``.
 * slice (largest N only): 1,000 elements from the middle, opening the item and
   reading them (``ds.x[m:m+1000]``) vs the library opening the file and slicing
-  (``np.load(mmap_mode="r")``, ``h5py``, ``zarr``); target within 1.5x.
+  (``np.load(mmap_mode="r")``, ``h5py``, ``zarr``); target within 1.5x.  h5py
+  opens the file as the backend does (chunk cache off: uncompressed chunks are
+  read partially); with h5py's default 1 MiB cache it reads the whole chunk.
 * append: 100 appends of 1,000 rows through a writable proxy (DataSet mode
   ``"a"``), onto an array of N_max elements and onto one of 1,000: the time
   per append at the start and the end, and for both starting sizes, shows the
@@ -77,6 +87,10 @@ class Library:
     def slice(self, start: int, stop: int) -> np.ndarray[Any, Any]:
         raise NotImplementedError
 
+    def slice_default(self, start: int, stop: int) -> np.ndarray[Any, Any] | None:
+        """The slice read with the library's default open settings, if they differ."""
+        return None
+
     def clear(self) -> None:
         fresh(self.path)
 
@@ -133,7 +147,13 @@ class H5pyLib(Library):
     def slice(self, start: int, stop: int) -> np.ndarray[Any, Any]:
         import h5py
 
-        with h5py.File(self.path, "r") as f:
+        with h5py.File(self.path, "r", rdcc_nbytes=0 if self.chunked else 1 << 20) as f:
+            return np.asarray(f["a"][start:stop])
+
+    def slice_default(self, start: int, stop: int) -> np.ndarray[Any, Any] | None:
+        import h5py
+
+        with h5py.File(self.path, "r") as f:  # 1 MiB chunk cache: reads the whole chunk
             return np.asarray(f["a"][start:stop])
 
 
@@ -157,7 +177,11 @@ class ZarrLib(Library):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             z = zarr.create_array(
-                store=str(self.path), shape=arr.shape, dtype=arr.dtype, chunks=chunks
+                store=str(self.path),
+                shape=arr.shape,
+                dtype=arr.dtype,
+                chunks=chunks,
+                overwrite=True,
             )
             z[...] = arr
 
@@ -203,7 +227,13 @@ def bench_size(n: int, backends: list[str], work: Path, repeat: int, rows: list[
         def write(ds: DataSet = ds) -> None:
             ds.x = arr
 
-        t_write = best(write, repeat)
+        def remove_item(ds: DataSet = ds) -> None:
+            if "x" in ds:
+                del ds.x
+
+        t_write = best(write, repeat, setup=remove_item)  # a new item
+        write()
+        t_replace = best(write, repeat)  # each run supersedes the item the previous wrote
         reader = DataSet("data", "r", path=root)
 
         def read(reader: DataSet = reader) -> np.ndarray[Any, Any]:
@@ -211,20 +241,21 @@ def bench_size(n: int, backends: list[str], work: Path, repeat: int, rows: list[
 
         assert np.array_equal(read(), arr)
         t_read = best(read, repeat)
-        results: list[tuple[str, float, float]] = []
+        results: list[tuple[str, float, float, float]] = []
         for lib in libraries(backend, work):
             lib.write(arr[:1000])  # import the library outside the timings
             t_lw = best(functools.partial(lib.write, arr), repeat, setup=lib.clear)
             assert np.array_equal(lib.read(), arr)
             t_lr = best(lib.read, repeat)
-            results.append((lib.label, t_lw, t_lr))
+            t_lrep = best(functools.partial(lib.write, arr), repeat)  # overwrites its file
+            results.append((lib.label, t_lw, t_lr, t_lrep))
             lib.clear()
         # a third-party backend has no reference: ratios n/a
-        _, t_lw0, t_lr0 = results[0] if results else ("", 0.0, 0.0)
+        _, t_lw0, t_lr0, t_lrep0 = results[0] if results else ("", 0.0, 0.0, 0.0)
         defaults = "; ".join(
             f"{label}: w {t_lw * 1e3:.1f} ms {ratio(t_write, t_lw).strip()}, "
             f"r {t_lr * 1e3:.1f} ms {ratio(t_read, t_lr).strip()}"
-            for label, t_lw, t_lr in results[1:]
+            for label, t_lw, t_lr, _ in results[1:]
         )
         rows.append(
             [
@@ -233,6 +264,9 @@ def bench_size(n: int, backends: list[str], work: Path, repeat: int, rows: list[
                 f"{t_write * 1e3:9.1f}",
                 f"{t_lw0 * 1e3:9.1f}",
                 ratio(t_write, t_lw0),
+                f"{t_replace * 1e3:9.1f}",
+                f"{t_lrep0 * 1e3:9.1f}",
+                ratio(t_replace, t_lrep0),
                 f"{t_read * 1e3:9.1f}",
                 f"{t_lr0 * 1e3:9.1f}",
                 ratio(t_read, t_lr0),
@@ -266,13 +300,23 @@ def bench_slice(n: int, backends: list[str], work: Path, repeat: int) -> None:
             lib.slice(0, 1)  # import the library outside the timings
             assert np.array_equal(lib.slice(mid, mid + SLICE), arr[mid : mid + SLICE])
             t_lib = best(functools.partial(lib.slice, mid, mid + SLICE), max(repeat, 20))
+            t_default = 0.0
+            if lib.slice_default(mid, mid + 1) is not None:
+                t_default = best(
+                    functools.partial(lib.slice_default, mid, mid + SLICE), max(repeat, 20)
+                )
             lib.clear()
             label = lib.label
         else:
-            t_lib, label = 0.0, "-"
+            t_lib, t_default, label = 0.0, 0.0, "-"
         print(
             f"{backend:>8} {t_ours * 1e3:11.3f} {t_lib * 1e3:11.3f} {ratio(t_ours, t_lib)}  {label}"
         )
+        if t_default:
+            print(
+                f"{'':>8} {'':>11} {t_default * 1e3:11.3f} {ratio(t_ours, t_default)}  "
+                "same file, the library's default open (1 MiB chunk cache)"
+            )
         fresh(root)
 
 
@@ -332,13 +376,15 @@ def main(argv: list[str] | None = None) -> None:
         for n in sizes:
             bench_size(n, backends, work, repeat, rows)
         print("\nwrite and read of N float64 through DataSet vs the library (same layout);")
-        print("target <= 1.10x; last column: vs the library's default layout (w / r ratios)")
+        print("new: into a new item / file; replace: superseding the item / overwriting the file;")
+        print("target <= 1.10x; last column: vs the library's default layout (w new / r ratios)")
         print(
-            f"{'N':>6} {'backend':>7} {'write ms':>9} {'lib ms':>9} {'ratio':>7} "
+            f"{'N':>6} {'backend':>7} {'new ms':>9} {'lib ms':>9} {'ratio':>7} "
+            f"{'repl. ms':>9} {'lib ms':>9} {'ratio':>7} "
             f"{'read ms':>9} {'lib ms':>9} {'ratio':>7}  library defaults"
         )
         for row in rows:
-            print(" ".join([f"{row[0]:>6}", f"{row[1]:>7}", *row[2:8]]) + "  " + row[8])
+            print(" ".join([f"{row[0]:>6}", f"{row[1]:>7}", *row[2:11]]) + "  " + row[11])
         bench_slice(max(sizes), backends, work, repeat)
         bench_append(max(sizes), backends, work)
     finally:

@@ -7,7 +7,7 @@ Subcommands (see docs/cli.md):
   ``stat``\\s files; never loads an item or an array);
 * ``show PATH ITEM`` — one item: its archive body source, its arrays described
   by their backend, its metadata;
-* ``verify PATH [--repair]`` — :func:`persist_hooks.verify.verify`;
+* ``verify PATH [--repair] [--quick]`` — :func:`persist_hooks.verify.verify`;
 * ``convert PATH --backend NAME [--items ...]`` — :func:`persist_hooks.convert.convert`;
 * ``plugins`` — installed plugins, the representers and backends they
   contribute, their distributions and versions;
@@ -535,6 +535,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         trusted=args.trusted,
         timeout=args.timeout,
         safe_callables=args.safe_callable,
+        quick=args.quick,
     )
     if args.json:
         print(report.to_json())
@@ -840,6 +841,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="remove orphaned data and temporaries (takes the lock)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the lock")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="open every array and check shape and dtype, but read no data (no checksums)",
+    )
     p.add_argument(
         "--safe-callable",
         action="append",

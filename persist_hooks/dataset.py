@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _format as fmt
+from . import _jsonlit
 from ._exec import run_code
 from ._fileio import (
     FileSignature,
@@ -29,7 +30,7 @@ from ._fileio import (
     remove_stale_temporaries,
     temporary_path,
 )
-from ._reader import INIT, MARKER, is_dataset_dir, read_info, read_item
+from ._reader import INIT, MARKER, complete_info, is_dataset_dir, read_info, read_item
 from .errors import FormatError, ReadOnlyError
 from .locking import LOCK_NAME, WriterLock, writer_lock
 from .names import check_name
@@ -69,7 +70,8 @@ class DataSet:
     ``del ds.x`` removes the stored object and its data (the key stays, as a
     metadata-only key, if it has metadata); ``del ds["x"]`` removes the key,
     its metadata and its object.  ``list(ds)``, ``len(ds)`` and ``"x" in ds``
-    cover every key, metadata-only ones included, in the order they were added.
+    cover every key, metadata-only ones included, in the order they were added
+    (then item files without a key, copied in by hand, by name).
     Metadata is re-read whenever ``__init__.py`` changes on disk; objects
     returned by ``ds["x"]`` are shared until then (mutating them writes nothing).
 
@@ -158,9 +160,10 @@ class DataSet:
     # ------------------------------------------------------------------ opening
 
 
-    def _read_info(self, root: Path) -> dict[str, Any]:
-        """A fresh ``_info_dict`` of ``root``, evaluated as this DataSet's trust requires."""
-        return read_info(root, trusted=self._trusted, safe_callables=self._safe)
+    def _read_info(self, root: Path, *, items: bool = True) -> dict[str, Any]:
+        """A fresh ``_info_dict`` of ``root``, evaluated as this DataSet's trust requires
+        (``items=False``: only the keys ``__init__.py`` lists)."""
+        return read_info(root, trusted=self._trusted, safe_callables=self._safe, items=items)
     def _open_root(self) -> None:
         root = self._root
         if is_dataset_dir(root):
@@ -249,17 +252,32 @@ class DataSet:
     def _writer_lock_factory(self) -> contextlib.AbstractContextManager[None]:
         return self._lock.hold(self._timeout)
 
-    def _info(self) -> dict[str, Any]:
-        """``_info_dict`` as on disk now (re-read only when ``__init__.py`` changed)."""
+    def _init_info(self) -> dict[str, Any]:
+        """The keys ``__init__.py`` lists, with their metadata, as on disk now.
+
+        Re-read only when ``__init__.py`` changed (every write gives it a new
+        inode, so its signature always changes).  Items stored without metadata
+        are not in it: :meth:`_info` adds them from a listing of the directory,
+        which is never cached (a directory's mtime can miss a change).
+        """
         self._check_open()
         init = self._root / INIT
         signature = file_signature(init)
         cache = self._info_cache
         if cache is not None and cache[0] == signature:
             return cache[1]
-        info = {} if signature is None else self._read_info(self._root)
+        info = {} if signature is None else self._read_info(self._root, items=False)
         self._info_cache = (signature, info)
         return info
+
+    def _info(self) -> dict[str, Any]:
+        """``_info_dict`` as on disk now, item files without a key block included."""
+        info = dict(self._init_info())
+        complete_info(self._root, info)
+        return info
+
+    def _has_item(self, name: object) -> bool:
+        return _is_key(name) and os.path.isfile(os.path.join(self._root, f"{name}.py"))
 
     def _init_text(self) -> str | None:
         """Current ``__init__.py`` text (call under the writer lock); cached by signature."""
@@ -304,6 +322,9 @@ class DataSet:
     def _info_block(name: str, info: Any) -> str:
         if info is None:
             return fmt.render_key_block(name, None)
+        literal = _jsonlit.dumps(info)  # plain data: read back without compiling
+        if literal is not None:
+            return fmt.render_key_block(name, f"_info_dict[{name!r}] = {literal}")
         from .archive import assignment_source
 
         return fmt.render_key_block(name, assignment_source(f"_info_dict[{name!r}]", info))
@@ -322,7 +343,7 @@ class DataSet:
         try:
             if rebuilt:
                 # a hand-edited or persist 3.x file: execute it once, re-write it in blocks
-                info = self._read_info(self._root) if text is not None else {}
+                info = self._read_info(self._root, items=False) if text is not None else {}
                 blocks = []
                 for key, value in info.items():
                     if not isinstance(key, str) or not key.isidentifier():
@@ -371,6 +392,8 @@ class DataSet:
             info.pop(change.name, None)
         elif change.block is None:
             info.setdefault(change.name, None)
+        elif (literal := fmt.block_literal(change.block)) is not None:
+            info[change.name] = literal[0]
         else:
             try:
                 run_code(
@@ -397,6 +420,7 @@ class DataSet:
         old_header = _header_of(old_text, py)
         bak_text = _read_optional(bak)
         bak_header = _header_of(bak_text, bak)
+        replaced_bak_header = bak_header  # a new backup replaces it (backup_data=True)
         try:
             listing = os.listdir(data_dir)
         except FileNotFoundError:
@@ -434,6 +458,7 @@ class DataSet:
             for p in pending:
                 p.discard()
             _remove_new(data_dir, listing)
+            _delete_remote(root, {"backend": backend.name, "options": backend.options, "arrays": entries})
             raise
         # the new version is committed; what no version on disk refers to goes
         keep = fmt.data_names(entries, name) | fmt.data_names(_arrays_of(bak_header), name)
@@ -442,6 +467,9 @@ class DataSet:
             _remove_generations(data_dir, keep=keep, everything=not foreign_backup, among=listing)
             if not os.listdir(data_dir):
                 data_dir.rmdir()
+        _delete_remote(root, old_header, keep=(header, bak_header))  # data at fsspec URLs
+        if replaced_bak_header is not bak_header:
+            _delete_remote(root, replaced_bak_header, keep=(header, bak_header))
 
     def _delete_item(self, name: str, *, drop_key: bool) -> bool:
         """Remove item ``name`` (file, backup, data) and maybe its key; under the writer lock.
@@ -455,11 +483,12 @@ class DataSet:
         had_key = text is not None and (
             fmt.find_key_block(text, name) is not None
             if fmt.parse_init(text) is not None
-            else name in self._read_info(root)
+            else name in self._read_info(root, items=False)
         )
         existed = py.exists()
         if not existed and not had_key:
             return False
+        remote = _remote_headers(py)
         change = self._prepare_init(name, None, remove=True) if (drop_key and had_key) else None
         pending = change.pending if change is not None else []
         try:
@@ -475,6 +504,8 @@ class DataSet:
         with contextlib.suppress(FileNotFoundError):
             (root / f"{name}.py.bak").unlink()
         shutil.rmtree(root / f"{name}_data", ignore_errors=True)
+        for header in remote:
+            _delete_remote(root, header)
         if self._durable():
             from ._fileio import fsync_dir
 
@@ -536,10 +567,13 @@ class DataSet:
                 with prepare_text(root / MARKER, fmt.MARKER_TEXT, durable=self._durable()) as p:
                     p.commit()
             for item in items:
+                remote = _remote_headers(root / f"{item}.py")
                 for victim in (root / f"{item}.py", root / f"{item}.py.bak"):
                     with contextlib.suppress(FileNotFoundError):
                         victim.unlink()
                 shutil.rmtree(root / f"{item}_data", ignore_errors=True)
+                for header in remote:
+                    _delete_remote(root, header)
             shutil.rmtree(root / "__pycache__", ignore_errors=True)
         self._next_index = 0
 
@@ -551,6 +585,43 @@ class DataSet:
             >>> ds = DataSet("d", "w", path=tempfile.mkdtemp()); ds.close(); ds.close()
         """
         self._closed = True
+
+    def open(self, name: str, as_: str = "proxy", *, chunks: Any = None) -> Any:
+        """Load item ``name`` with its stored arrays opened as ``as_``.
+
+        ``"proxy"`` (the default) is ``ds.<name>``: memory maps (npy) or lazy
+        proxies; ``"numpy"`` reads every array into memory; ``"dask"`` gives a
+        ``dask.array.Array`` over each stored array without reading anything
+        (zarr: ``dask.array.from_zarr``, chunk-aligned; npy and HDF5: a
+        picklable opener per chunk, so ``dask.distributed`` workers can read
+        it).  ``chunks`` re-chunks the dask arrays.  Without dask,
+        ``as_="dask"`` raises ``ImportError`` saying what to install.  See
+        :mod:`persist_hooks.interop`.
+
+        Example:
+            >>> import tempfile, numpy as np
+            >>> ds = DataSet("d", "w", path=tempfile.mkdtemp(), array_threshold=10)
+            >>> ds.x = [np.arange(1000.0), "label"]
+            >>> arr, label = ds.open("x", as_="dask")
+            >>> float(arr.mean().compute()), label
+            (499.5, 'label')
+        """
+        self._check_open()
+        if as_ == "proxy":
+            return self.__getattr__(name)
+        from .interop import open_item
+
+        try:
+            return open_item(
+                self._root,
+                name,
+                as_,
+                trusted=self._trusted,
+                safe_callables=self._safe,
+                chunks=chunks,
+            )
+        except FileNotFoundError:
+            raise AttributeError(f"DataSet {self._root} has no item {name!r}") from None
 
     def __enter__(self) -> DataSet:
         self._check_open()
@@ -640,14 +711,16 @@ class DataSet:
         with self._lock.hold(self._timeout):
             if not _is_key(name) or not (self._root / f"{name}.py").exists():
                 raise AttributeError(f"DataSet {self._root} has no item {name!r}")
-            keep_key = self._info().get(name) is not None
+            keep_key = self._init_info().get(name) is not None
             self._delete_item(name, drop_key=not keep_key)
 
     def __getitem__(self, name: str) -> Any:
-        info = self._info()
+        info = self._init_info()
         try:
             return info[name]
         except KeyError:
+            if self._has_item(name):
+                return None
             raise KeyError(name) from None
 
     def __setitem__(self, name: str, info: Any) -> None:
@@ -676,7 +749,7 @@ class DataSet:
         return len(self._info())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._info()
+        return name in self._init_info() or self._has_item(name)
 
     def __dir__(self) -> list[str]:
         keys = [] if self._closed else [k for k in self._info() if isinstance(k, str)]
@@ -722,6 +795,32 @@ def _header_of(text: str | None, path: Path) -> dict[str, Any] | None:
     return None if item is None else item.header
 
 
+def _remote_headers(py: Path) -> list[dict[str, Any]]:
+    """Headers of an item and its backup that keep data at fsspec URLs (to delete with them)."""
+    out: list[dict[str, Any]] = []
+    for path in (py, py.with_name(py.name + ".bak")):
+        with contextlib.suppress(OSError, UnicodeDecodeError, FormatError):
+            header = _header_of(_read_optional(path), path)
+            if header is not None and any(
+                isinstance(e, dict) and "url" in e for e in _arrays_of(header).values()
+            ):
+                out.append(header)
+    return out
+
+
+def _delete_remote(
+    root: Path, header: Mapping[str, Any] | None, keep: Iterable[Mapping[str, Any] | None] = ()
+) -> None:
+    """Delete what ``header`` stores at fsspec URLs and no ``keep`` header uses."""
+    if header is None or not any(
+        isinstance(e, dict) and "url" in e for e in _arrays_of(header).values()
+    ):
+        return  # the common case: no backend module to import
+    from .backends.remote import delete_remote
+
+    delete_remote(root, header, keep)
+
+
 def _generation(header: Mapping[str, Any] | None) -> int:
     if header is None:
         return 0
@@ -759,12 +858,19 @@ def _remove_generations(
     ``among`` limits it to the given names (a listing taken earlier).
     """
     names = among if among is not None else os.listdir(data_dir)
-    for entry in names:
-        if fmt.is_kept(entry, keep):
-            continue
-        if not everything and not fmt.GENERATION_RE.match(entry) and not is_temporary_name(entry):
-            continue
+    doomed = [
+        entry
+        for entry in names
+        if not fmt.is_kept(entry, keep)
+        and (everything or fmt.GENERATION_RE.match(entry) or is_temporary_name(entry))
+    ]
+    # --- retention policy (persist_hooks/backends/retention.py): superseded directory
+    # generations (zarr) stay readable for a grace period; files are removed at once
+    from .backends.retention import removable_now
+
+    for entry in removable_now(data_dir, doomed):
         _remove_path(data_dir / entry)
+    # --- end of retention policy
 
 
 def _remove_new(data_dir: Path, before: list[str]) -> None:

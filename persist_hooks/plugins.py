@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "persist_hooks.representers.builtins",
     "persist_hooks.representers.stdlib",
     "persist_hooks.representers.numpy",
+    "persist_hooks.representers.dask_array",
     "persist_hooks.backends.npy",
 )
 """Dotted names of the plugins the core registers, in this order, before any other."""

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pytest
 
-from .backends.base import Backend, dtype_from_json
+from .backends.base import Backend, checksum, dtype_from_json, modified_marker
 from .backends.proxy import ArrayProxy
 from .errors import BackendError, FormatError, ReadOnlyError
 
@@ -449,6 +449,24 @@ class BackendTests:
         backend.check_dtype(dt)
         self._check_roundtrip(backend, root, sample_array(dt, (4, 3), seed=11))
 
+    @pytest.mark.parametrize("dtype", ["<f8", ">i4", "U3", "?"])
+    def test_dask_arrays_are_written_with_their_data(
+        self, backend: Backend, root: Path, dtype: str
+    ) -> None:
+        """A dask array's placeholder (see :mod:`persist_hooks.backends.lazy`) is stored as
+        the dask array's data, whether the backend writes it lazily or gets it computed."""
+        da = pytest.importorskip("dask.array")
+        from . import Archive
+
+        data = sample_array(dtype, (50, 3), seed=5)
+        archive = Archive(array_threshold=10)
+        archive.insert(x=da.from_array(data, chunks=(20, 3)))
+        (placeholder,) = archive.data.values()
+        assert placeholder.strides == (0, 0)  # no data: the backend must get it from dask
+        entry = backend.write(root, "x_data/g1", archive.data)["array_0"]
+        assert entry["shape"] == [50, 3] and dtype_from_json(entry["dtype"]) == data.dtype
+        assert_identical(np.asarray(backend.open(root, entry)), data)
+
     def _check_roundtrip(self, backend: Backend, root: Path, arr: np.ndarray[Any, Any]) -> None:
         original = arr.copy()
         entry = self._write_one(backend, root, arr)
@@ -549,12 +567,39 @@ class BackendTests:
             backend.write(root, "deep/er/g1", Exploding())
         assert list(root.rglob("*")) == []
 
+    @pytest.mark.parametrize("layout", ["C", "F", "strided"])
+    def test_checksum_recorded(self, backend: Backend, root: Path, layout: str) -> None:
+        """Entries record the CRC-32 of the C-order bytes; the data read back has it too."""
+        base = sample_array("<f8", (600, 300), seed=13)  # over 1 MiB: checksummed in a thread
+        arr = {"C": base, "F": np.asfortranarray(base), "strided": base[::2, ::3]}[layout]
+        entry = self._write_one(backend, root, arr)
+        assert entry["checksum"] == checksum(np.ascontiguousarray(arr))
+        assert checksum(np.asarray(backend.open(root, entry))) == entry["checksum"]
+
+    def test_proxy_write_marks_modified(self, backend: Backend, root: Path) -> None:
+        """A write through a proxy records (once, O(1)) that the checksum is stale."""
+        if not (self.backend_cls.supports_partial_writes or self.backend_cls.supports_append):
+            pytest.skip("no in-place writes")
+        entry = self._write_one(backend, root, np.arange(12.0).reshape(4, 3))
+        marker = modified_marker(root, entry)
+        proxy = backend.open(root, entry, mode="a")
+        assert not marker.exists()
+        np.asarray(proxy)
+        assert not marker.exists()  # reading changes nothing
+        if self.backend_cls.supports_append:
+            proxy.append(np.ones(3))
+        else:
+            proxy[0] = 5.0
+        assert marker.exists()
+        backend.delete(root, [entry])
+        assert not marker.exists()
+
     def test_delete(self, backend: Backend, root: Path) -> None:
         entries = backend.write(root, "x_data/g1", {"a": np.arange(3), "b": np.ones((2, 2))})
         backend.delete(root, [entries["a"]])
         assert_identical(backend.open(root, entries["b"]), np.ones((2, 2)))
         with pytest.raises(FileNotFoundError):
-            backend.open(root, entries["a"])
+            np.asarray(backend.open(root, entries["a"]))  # a lazy backend may notice on access
         backend.delete(root, [entries["a"], entries["b"]])  # missing ones are ignored
         backend.delete(root, entries.values())
         leftovers = [p for p in root.rglob("*") if p.is_file()]

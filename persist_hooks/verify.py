@@ -10,11 +10,11 @@ kind              repairable  meaning
 ``missing-init``  no          the marker exists but ``__init__.py`` does not
 ``bad-init``      no          ``__init__.py`` does not parse or define ``_info_dict``
 ``invalid-key``   no          a key of ``_info_dict`` is not a valid item name
-``unlisted-item`` no          ``<name>.py`` exists but ``_info_dict`` has no key
 ``bad-item``      no          an item file does not parse (or is refused as unsafe)
 ``bad-header``    no          an item's JSON header (line 2) is invalid
 ``missing-data``  no          an array file an item refers to is missing
 ``bad-data``      no          an array file is unreadable or has another shape/dtype
+``bad-checksum``  no          an array's data does not match the checksum its entry records
 ``orphan-data``   yes         a generation no item refers to, or ``x_data/`` without ``x.py``
 ``temporary``     yes         a temporary ``.<name>.<random>.tmp`` left by a dead writer
 ================  ==========  ===============================================
@@ -24,8 +24,19 @@ removes the repairable problems only: orphaned generations and temporaries,
 never an item file, its current data, its backup, or a file persist_hooks did
 not name.  Array files are opened read-only through the backend named in the
 item's header and read in blocks of at most :data:`BLOCK_BYTES` (never a whole
-large array at once).  The format records no checksums, so verification
-checks existence, shape, dtype and readability of every stored byte.
+large array at once): existence, shape, dtype, readability of every stored
+byte, and — where the entry records one (``"checksum": "crc32c:..."``, or
+``"crc32:..."`` when written without the ``crc32c`` package; entries written
+before checksums existed have none and still verify) — the CRC of the data,
+streamed over the blocks.  Data changed in place through a proxy
+(``append``, assignment) has a ``<path>.modified`` companion: its recorded
+checksum is stale and is not compared.  ``quick=True`` (CLI ``--quick``)
+opens every array and checks shape and dtype but reads no data (so no
+checksum is compared).
+
+Superseded generations kept for their grace period
+(:mod:`persist_hooks.backends.retention`: zarr groups a reader may still be
+using) are not problems; once the period is over they are ``orphan-data``.
 
 Without ``repair`` no lock is taken: run it while no writer is active, or a
 write in progress shows up as temporaries or an orphaned generation.
@@ -71,11 +82,11 @@ KINDS = (
     "missing-init",
     "bad-init",
     "invalid-key",
-    "unlisted-item",
     "bad-item",
     "bad-header",
     "missing-data",
     "bad-data",
+    "bad-checksum",
     "orphan-data",
     "temporary",
 )
@@ -164,8 +175,13 @@ def verify(
     trusted: bool = False,
     timeout: float | None = 60,
     safe_callables: Iterable[str] = (),
+    quick: bool = False,
 ) -> VerifyReport:
     """Check the DataSet directory ``path``; with ``repair`` remove orphans and temporaries.
+
+    Array data is read whole (in bounded blocks) and compared with its
+    recorded checksum; ``quick=True`` only opens each array and checks its
+    shape and dtype (fast on large DataSets, blind to damaged bytes).
 
     ``trusted=False`` (default) never executes anything from the DataSet:
     ``__init__.py`` and items are only parsed (items are checked by
@@ -200,9 +216,9 @@ def verify(
         raise ValueError(f"{root} is not a DataSet: it has no {MARKER} file")
     allowed = tuple(safe_callables)
     if not repair:
-        return _Checker(root, trusted, allowed).run()
+        return _Checker(root, trusted, allowed, quick=quick).run()
     with writer_lock(root).hold(timeout):
-        report = _Checker(root, trusted, allowed).run()
+        report = _Checker(root, trusted, allowed, quick=quick).run()
         for problem in report.problems:
             if problem.repairable and _remove(Path(problem.path)):
                 report.repaired.append(problem.path)
@@ -238,9 +254,17 @@ def _safe_module() -> Any:
 class _Checker:
     """One verification pass over a DataSet directory."""
 
-    def __init__(self, root: Path, trusted: bool, safe_callables: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        trusted: bool,
+        safe_callables: tuple[str, ...] = (),
+        *,
+        quick: bool = False,
+    ) -> None:
         self.root = root
         self.trusted = trusted
+        self.quick = quick
         self.safe_callables = safe_callables
         self.report = VerifyReport(str(root))
         self.safe = None if trusted else _safe_module()
@@ -251,7 +275,7 @@ class _Checker:
     def run(self) -> VerifyReport:
         self.check_marker()
         listing = sorted(os.listdir(self.root))
-        keys = self.check_init()
+        self.check_init()
         for name in listing:
             if is_temporary_name(name):
                 self.problem(self.root / name, "temporary", "temporary file left by a writer", True)
@@ -259,12 +283,6 @@ class _Checker:
         for item in items:
             if not item.isidentifier():
                 continue  # not an item file (DataSet items are identifiers)
-            if keys is not None and item not in keys:
-                self.problem(
-                    self.root / f"{item}.py",
-                    "unlisted-item",
-                    f"item file has no key {item!r} in _info_dict ({INIT})",
-                )
             self.check_item(item, (self.root / f"{item}_data").is_dir())
         for name in listing:
             if name.endswith("_data") and (self.root / name).is_dir():
@@ -389,7 +407,13 @@ class _Checker:
         except Exception as exc:
             self.problem(py, "bad-header", f"line 2: backend {backend_name!r}: {exc}")
             return _top_names(header, name)
-        from .backends.base import entry_shape_dtype, resolve_path, same_layout
+        from .backends.base import (
+            CHECKSUM_KEY,
+            entry_shape_dtype,
+            modified_marker,
+            resolve_path,
+            same_layout,
+        )
 
         for key, entry in arrays.items():
             self.report.arrays += 1
@@ -399,7 +423,8 @@ class _Checker:
             except (FormatError, AttributeError) as exc:
                 self.problem(py, "bad-header", f"line 2: array {key!r}: {exc}")
                 continue
-            if not data_path.exists():
+            # data at an fsspec URL (zarr's ``url`` option) is checked by opening it below
+            if entry.get("url") is None and not data_path.exists():
                 self.problem(data_path, "missing-data", f"array {key!r} of {py.name} is missing")
                 continue
             try:
@@ -410,7 +435,32 @@ class _Checker:
                         f"holds shape {got_shape} and dtype {arr.dtype}, but {py.name} "
                         f"says shape {shape} and dtype {dtype}"
                     )
-                _read_in_blocks(arr, got_shape, arr.dtype.itemsize)
+                recorded = entry.get(CHECKSUM_KEY)
+                if not isinstance(recorded, str) or modified_marker(self.root, entry).exists():
+                    recorded = None  # none recorded (older writer), or changed in place since
+                if not self.quick:
+                    from .backends.base import checksum_algorithm
+
+                    algorithm = None if recorded is None else checksum_algorithm(recorded)
+                    if recorded is not None and algorithm is None:
+                        self.problem(
+                            data_path,
+                            "bad-checksum",
+                            f"array {key!r} of {py.name}: cannot check the recorded checksum "
+                            f"{recorded!r} (unknown algorithm; crc32c needs the crc32c "
+                            "package: pip install crc32c)",
+                        )
+                    found = _read_in_blocks(
+                        arr, got_shape, arr.dtype.itemsize, algorithm or "crc32"
+                    )
+                    if recorded is not None and algorithm is not None and found != recorded:
+                        self.problem(
+                            data_path,
+                            "bad-checksum",
+                            f"array {key!r} of {py.name}: the data's checksum is {found}, but "
+                            f"{py.name} records {recorded}: the stored bytes were changed or "
+                            "damaged; restore the file from a backup or write the item again",
+                        )
                 del arr
             except FileNotFoundError as exc:
                 self.problem(data_path, "missing-data", f"array {key!r} of {py.name}: {exc}")
@@ -437,26 +487,44 @@ class _Checker:
         except OSError as exc:
             self.problem(data_dir, "bad-data", f"unreadable directory: {exc}")
             return
+        from .backends.retention import retained
+
+        unreferenced = [
+            e
+            for e in entries
+            if not _DATA_TEMP_RE.match(e)
+            and fmt.GENERATION_RE.match(e)
+            and (keep is None or not fmt.is_kept(e, keep))
+        ]
+        in_grace = retained(data_dir, unreferenced)  # superseded, maybe still read: not orphans
         for entry in entries:
             path = data_dir / entry
             if _DATA_TEMP_RE.match(entry):
                 self.problem(path, "temporary", "temporary file left by a writer", True)
-            elif fmt.GENERATION_RE.match(entry) and (keep is None or not fmt.is_kept(entry, keep)):
+            elif entry in unreferenced and entry not in in_grace:
                 self.problem(path, "orphan-data", message, True)
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _read_in_blocks(arr: Any, shape: tuple[int, ...], itemsize: int) -> None:
-    """Read every element of ``arr`` (a memmap or lazy proxy), ``BLOCK_BYTES`` at a time."""
+def _read_in_blocks(arr: Any, shape: tuple[int, ...], itemsize: int, algorithm: str) -> str:
+    """Read every element of ``arr`` (a memmap or lazy proxy), ``BLOCK_BYTES`` at a time.
+
+    Returns the checksum of the data (``"<algorithm>:<hex>"``, C order), so memory
+    stays bounded by one block whatever the array's size.
+    """
+    from .backends.base import Crc32
+
+    crc = Crc32(algorithm)
     if not shape:
-        arr[()]
-        return
+        crc.update(np.array(arr[()], copy=True))
+        return str(crc)
     row_bytes = max(1, math.prod(shape[1:]) * max(1, itemsize))
     step = max(1, BLOCK_BYTES // row_bytes)
     for start in range(0, shape[0], step):
-        np.array(arr[start : start + step], copy=True)  # reads the bytes (memmaps are lazy)
+        crc.update(np.array(arr[start : start + step], copy=True))  # reads (memmaps are lazy)
+    return str(crc)
 
 
 def _defines_info(tree: ast.Module) -> bool:
@@ -476,8 +544,17 @@ class _CallableModule(types.ModuleType):
         repair: bool = False,
         trusted: bool = False,
         timeout: float | None = 60,
+        safe_callables: Iterable[str] = (),
+        quick: bool = False,
     ) -> VerifyReport:
-        return verify(path, repair=repair, trusted=trusted, timeout=timeout)
+        return verify(
+            path,
+            repair=repair,
+            trusted=trusted,
+            timeout=timeout,
+            safe_callables=safe_callables,
+            quick=quick,
+        )
 
 
 sys.modules[__name__].__class__ = _CallableModule

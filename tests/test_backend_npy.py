@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from persist_hooks.backends import npy
+from persist_hooks.backends.base import checksum
 from persist_hooks.backends.npy import NpyBackend
 from persist_hooks.errors import BackendError, FormatError
 from persist_hooks.testing import BackendTests, assert_identical, sample_array
@@ -40,8 +41,18 @@ def test_file_layout_and_entries(root: Path) -> None:
     arrays = {"array_0": np.arange(3), "weird key/../x": np.zeros((2, 2), ">f4")}
     entries = NpyBackend().write(root, "x_data/g3", arrays)
     assert entries == {
-        "array_0": {"path": "x_data/g3_0.npy", "shape": [3], "dtype": "<i8"},
-        "weird key/../x": {"path": "x_data/g3_1.npy", "shape": [2, 2], "dtype": ">f4"},
+        "array_0": {
+            "path": "x_data/g3_0.npy",
+            "shape": [3],
+            "dtype": "<i8",
+            "checksum": checksum(arrays["array_0"]),
+        },
+        "weird key/../x": {
+            "path": "x_data/g3_1.npy",
+            "shape": [2, 2],
+            "dtype": ">f4",
+            "checksum": checksum(arrays["weird key/../x"]),
+        },
     }
     assert sorted(p.name for p in (root / "x_data").iterdir()) == ["g3_0.npy", "g3_1.npy"]
     for key, arr in arrays.items():

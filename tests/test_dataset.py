@@ -19,6 +19,7 @@ import pytest
 import persist_hooks
 from persist_hooks import _format as fmt
 from persist_hooks import dataset as dataset_mod
+from persist_hooks.backends.base import checksum
 from persist_hooks.backends.npy import NpyBackend
 from persist_hooks.backends.proxy import ArrayProxy
 from persist_hooks.dataset import DataSet
@@ -71,7 +72,12 @@ def test_create_layout(tmp_path: Path) -> None:
     assert item.header["format"] == 1 and item.header["backend"] == "npy"
     assert item.header["generation"] == 1
     assert item.header["arrays"] == {
-        "array_0": {"path": "x_data/g1_0.npy", "shape": [1000], "dtype": "<f8"}
+        "array_0": {
+            "path": "x_data/g1_0.npy",
+            "shape": [1000],
+            "dtype": "<f8",
+            "checksum": checksum(np.arange(1000.0)),
+        }
     }
     assert sorted(os.listdir(root)) == sorted([MARKER, "__init__.py", LOCK_NAME, "x.py", "x_data"])
     assert os.listdir(root / "x_data") == ["g1_0.npy"]
@@ -594,7 +600,8 @@ def test_opening_never_loads_items_or_arrays(
     monkeypatch.setattr(NpyBackend, "open", no_open)
     for mode in ("r", "w"):
         opened = DataSet("mydata", mode, path=tmp_path)
-        assert list(opened) == ["big"] and opened["big"] == "info" and "big" in opened
+        assert list(opened) == ["big", "boom"] and opened["big"] == "info" and "big" in opened
+        assert opened["boom"] is None  # an item file copied in by hand: a key, never loaded
         repr(opened)
 
 
@@ -605,6 +612,7 @@ def test_writes_never_regenerate_other_metadata(
     ds = DataSet("mydata", "w", path=tmp_path)
     for i in range(50):
         ds[f"k{i}"] = {"i": i}
+    ds["k_tuple"] = (1, "t")  # not plain data: archived source, not a literal
     import persist_hooks.archive as archive_mod
 
     calls: list[str] = []
@@ -620,13 +628,15 @@ def test_writes_never_regenerate_other_metadata(
     monkeypatch.setattr(archive_mod, "assignment_source", counting)
     monkeypatch.setattr(dataset_mod, "read_info", no_exec)
     ds.new = [1, 2]
-    ds["new"] = {"units": "m"}
-    ds["k3"] = "changed"
-    assert ds._insert(5, info="i") == "x_0"
+    ds["new"] = {"units": ("m", "s")}
+    ds["k3"] = ("changed",)
+    ds["k5"] = "plain data: a literal"
+    assert ds._insert(5, info={1, 2}) == "x_0"
     assert calls == ["_info_dict['new']", "_info_dict['k3']", "_info_dict['x_0']"]
     monkeypatch.undo()
     info = DataSet("mydata", path=tmp_path)
-    assert info["k3"] == "changed" and info["k4"] == {"i": 4} and info["new"] == {"units": "m"}
+    assert info["k3"] == ("changed",) and info["k4"] == {"i": 4} and info["x_0"] == {1, 2}
+    assert info["new"] == {"units": ("m", "s")} and info["k_tuple"] == (1, "t")
 
 
 def test_no_bytecode_is_written(tmp_path: Path) -> None:
@@ -651,6 +661,7 @@ def test_durable_writes(tmp_path: Path) -> None:
 def test_hand_broken_files(tmp_path: Path) -> None:
     ds = DataSet("mydata", "w", path=tmp_path)
     ds.good = 1
+    ds["good"] = "g"
     ds.bad = 2
     root = tmp_path / "mydata"
     (root / "bad.py").write_text((root / "bad.py").read_text().replace("bad = 2", "bad = (2"))
@@ -658,7 +669,7 @@ def test_hand_broken_files(tmp_path: Path) -> None:
         _ = ds.bad
     assert ds.good == 1
     init = root / "__init__.py"
-    init.write_text(init.read_text().replace("_info_dict['good'] = None", "_info_dict[good = "))
+    init.write_text(init.read_text().replace("_info_dict['good'] = \"g\"", "_info_dict[good = "))
     with pytest.raises(FormatError, match=r"__init__\.py, line 4"):
         _ = ds["good"]
     assert ds.good == 1  # items do not need the metadata
@@ -721,7 +732,9 @@ def test_persist3_dataset(tmp_path: Path) -> None:
 def test_untrusted_needs_the_safe_evaluator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    DataSet("mydata", "w", path=tmp_path).x = 1
+    writer = DataSet("mydata", "w", path=tmp_path)
+    writer.x = 1
+    writer["x"] = (1, 2)  # not a literal of the JSON subset: needs the evaluator
     monkeypatch.setitem(sys.modules, "persist_hooks.safe", None)
     ds = DataSet("mydata", path=tmp_path, trusted=False)
     with pytest.raises(UnsafeArchiveError):
@@ -768,6 +781,8 @@ def test_imports_with_plain_python_without_persist_hooks(tmp_path: Path) -> None
     ds.z = np.arange(5000)
     ds.z = np.arange(6000)  # rewritten within the same second
     ds["meta_only"] = {"units": "m"}
+    for name in ("extra_10", "extra_9"):  # item files copied in by hand: no key block
+        (tmp_path / "mydata" / f"{name}.py").write_text(f"{name} = 1\n")
     numpy_site = str(Path(np.__file__).resolve().parent.parent)
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", PLAIN_PYTHON, str(tmp_path), numpy_site],
@@ -779,9 +794,18 @@ def test_imports_with_plain_python_without_persist_hooks(tmp_path: Path) -> None
     )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
+    keys = ["x", "y", "z", "meta_only", "extra_9", "extra_10"]
+    assert list(got["info"]) == keys == list(DataSet("mydata", path=tmp_path))
     assert got == {
-        "info": {"x": "a list", "y": None, "z": None, "meta_only": {"units": "m"}},
-        "dir": ["meta_only", "x", "y", "z"],
+        "info": {
+            "x": "a list",
+            "y": None,
+            "z": None,
+            "meta_only": {"units": "m"},
+            "extra_9": None,
+            "extra_10": None,
+        },
+        "dir": ["extra_10", "extra_9", "meta_only", "x", "y", "z"],
         "x_via_getattr": [[0.0, 1.0, 2.0], {"a": 1}],
         "y_import": {"k": [1, 2]},
         "z_from": 5999,

@@ -573,3 +573,55 @@ def test_npy_read_paths_agree(
     p = _npy_proxy(tmp_path, ref)
     for key in index_cases((8, 7)):
         assert_identical(np.asarray(p[key]), np.asarray(ref[key]))
+
+
+# ------------------------------------------------------------------ in-place changes and sessions
+
+
+class SessionDriver(BoxDriver):
+    """A box driver that records the sessions the proxy opens around its operations."""
+
+    def __init__(self, data: np.ndarray[Any, Any]) -> None:
+        super().__init__(data)
+        self.sessions: list[bool] = []
+        self.closed = 0
+
+    @contextlib.contextmanager
+    def session(self, write: bool = False) -> Any:
+        self.sessions.append(write)
+        yield
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_modified_marker_is_created_once_before_the_first_change(tmp_path: Path) -> None:
+    marker = tmp_path / "g1_0.npy.modified"
+    driver = SessionDriver(np.arange(6.0).reshape(3, 2))
+    proxy = ArrayProxy(driver, modified_marker=marker)
+    proxy[...]
+    np.asarray(proxy)
+    assert not marker.exists()  # reads change nothing
+    proxy.append([6.0, 7.0])
+    assert marker.exists()
+    marker.unlink()
+    proxy[0, 0] = 1.0
+    assert not marker.exists()  # once per proxy: O(1), never a stat per write
+    other = copy.copy(proxy)
+    other.resize(2)
+    assert marker.exists()  # a copy is another handle: it marks once too
+    read_only = ArrayProxy(SessionDriver(np.zeros(2)), read_only=True, modified_marker=marker)
+    with pytest.raises(ReadOnlyError):
+        read_only[0] = 1.0
+
+
+def test_each_operation_is_one_session() -> None:
+    driver = SessionDriver(np.arange(12.0).reshape(4, 3))
+    proxy = ArrayProxy(driver)
+    proxy[1:3, ::2]
+    proxy[0] = 5.0
+    proxy.append(np.ones(3))
+    proxy.resize(2)
+    assert driver.sessions == [False, True, True, True]
+    proxy.close()
+    assert driver.closed == 1

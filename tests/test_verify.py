@@ -154,10 +154,11 @@ def test_invalid_key(tmp_path: Path) -> None:
     assert "test_x" in report.problems[0].message
 
 
-def test_unlisted_item(tmp_path: Path) -> None:
+def test_item_without_a_key_block_is_a_key_not_a_problem(tmp_path: Path) -> None:
     root = make(tmp_path)
-    (root / "extra.py").write_text("extra = 1\n")
-    assert kinds_of(root) == {"unlisted-item": ["extra.py"]}
+    (root / "extra.py").write_text("extra = 1\n")  # items need no block in __init__.py
+    assert kinds_of(root) == {}
+    assert "extra" in DataSet("d", path=tmp_path)
 
 
 def test_item_with_syntax_error(tmp_path: Path) -> None:
@@ -221,6 +222,123 @@ def test_wrong_shape_or_dtype(tmp_path: Path, backend: str) -> None:
     assert "float64" in report.problems[0].message
 
 
+def _flip_one_byte(root: Path, item: str, backend: str) -> Path:
+    """Change one stored byte of the item's first array, keeping the file readable."""
+    entry = header(root, item)["arrays"]["array_0"]
+    data = root / entry["path"]
+    if backend == "npy":
+        size = data.stat().st_size
+        with open(data, "r+b") as fh:
+            fh.seek(size - 3)
+            byte = fh.read(1)
+            fh.seek(size - 3)
+            fh.write(bytes([byte[0] ^ 0xFF]))
+    elif backend == "hdf5":
+        import h5py
+
+        with h5py.File(data, "r+") as f:
+            f[entry["key"]][-1] += 1
+    else:
+        import zarr
+
+        z = zarr.open_array(data / entry["key"], mode="r+")
+        z[-1] = z[-1] + 1
+    return data
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_changed_bytes_are_a_checksum_mismatch(tmp_path: Path, backend: str) -> None:
+    root = make(tmp_path, backend)
+    assert header(root, "y")["arrays"]["array_0"]["checksum"].startswith("crc32c:")
+    data = _flip_one_byte(root, "y", backend)
+    report = verify(root)
+    assert report.kinds() == {"bad-checksum"}, str(report)
+    problem = report.problems[0]
+    assert problem.path == str(data) and not problem.repairable
+    assert "y.py" in problem.message and "array_0" in problem.message
+    assert verify(root, quick=True).ok  # a quick check reads no data
+    assert not verify(root, repair=True).ok  # nothing to repair: the data is damaged
+
+
+def _set_checksum(root: Path, item: str, value: str) -> None:
+    py = root / f"{item}.py"
+    old = header(root, item)["arrays"]["array_0"]["checksum"]
+    py.write_text(py.read_text().replace(f'"checksum": "{old}"', f'"checksum": "{value}"'))
+
+
+def test_zlib_crc32_written_without_crc32c_still_verifies(tmp_path: Path) -> None:
+    """Writers without the crc32c package record zlib's CRC-32; verify checks either."""
+    import zlib
+
+    root = make(tmp_path, "npy")
+    arr = DataSet("d", path=tmp_path).y
+    crc = zlib.crc32(np.ascontiguousarray(arr).view(np.uint8).data)
+    _set_checksum(root, "y", f"crc32:{crc:08x}")
+    assert verify(root).ok, str(verify(root))
+    _set_checksum(root, "y", f"crc32:{crc ^ 1:08x}")
+    assert verify(root).kinds() == {"bad-checksum"}
+
+
+def test_unknown_checksum_algorithm_is_reported(tmp_path: Path) -> None:
+    root = make(tmp_path, "npy")
+    _set_checksum(root, "y", "sha1:00")
+    report = verify(root)
+    assert report.kinds() == {"bad-checksum"} and "unknown algorithm" in str(report)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_writes_are_no_mismatch(tmp_path: Path, backend: str) -> None:
+    """Appends and assignments through a proxy leave the recorded checksum stale, not wrong."""
+    root = make(tmp_path, backend)
+    with DataSet("d", "a", path=tmp_path) as ds:
+        proxy = ds.y
+        proxy.append(np.ones(5, np.int32))
+        proxy[0, 0] = -1
+    report = verify(root)
+    assert report.ok, str(report)
+    assert [p.name for p in (root / "y_data").iterdir() if p.name.endswith(".modified")]
+
+
+def test_entries_without_checksum_still_verify(tmp_path: Path) -> None:
+    """Items written before checksums existed (format 1 without the key) verify as before."""
+    root = make(tmp_path)
+    p = root / "y.py"
+    h = header(root, "y")
+    del h["arrays"]["array_0"]["checksum"]
+    lines = p.read_text().splitlines(keepends=True)
+    lines[1] = "# persist_hooks: " + json.dumps(h) + "\n"
+    p.write_text("".join(lines))
+    assert verify(root).ok
+    _flip_one_byte(root, "y", "npy")
+    assert verify(root).ok  # nothing to compare with
+
+
+def test_quick_from_the_command_line(tmp_path: Path) -> None:
+    from persist_hooks.cli import main
+
+    root = make(tmp_path)
+    _flip_one_byte(root, "y", "npy")
+    assert main(["verify", str(root), "--quick"]) == 0
+    assert main(["verify", str(root)]) == 1
+
+
+def test_superseded_zarr_group_is_kept_for_its_grace_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader may still use a superseded zarr group: no problem until the grace period ends."""
+    root = make(tmp_path, "zarr")
+    ds = DataSet("d", "w", path=tmp_path, backend="zarr", array_threshold=10)
+    ds.y = np.arange(60, dtype=np.int32).reshape(12, 5)
+    names = sorted(os.listdir(root / "y_data"))
+    assert names == ["g1.zarr", "g1.zarr.superseded", "g2.zarr"]
+    assert verify(root).ok and verify(root, repair=True).repaired == []
+    monkeypatch.setenv("PERSIST_HOOKS_GRACE_SECONDS", "0")
+    found = kinds_of(root)
+    assert found == {"orphan-data": ["g1.zarr", "g1.zarr.superseded"]}
+    assert verify(root, repair=True).ok
+    assert sorted(os.listdir(root / "y_data")) == ["g2.zarr"]
+
+
 def test_truncated_npy_is_bad_data(tmp_path: Path) -> None:
     root = make(tmp_path)
     data = root / header(root, "x")["arrays"]["array_0"]["path"]
@@ -257,11 +375,11 @@ def test_every_kind_is_covered() -> None:
         "missing-init",
         "bad-init",
         "invalid-key",
-        "unlisted-item",
         "bad-item",
         "bad-header",
         "missing-data",
         "bad-data",
+        "bad-checksum",
         "orphan-data",
         "temporary",
     }
@@ -277,7 +395,7 @@ def test_repair_removes_only_orphans_and_temporaries(tmp_path: Path) -> None:
     (root / "README.txt").write_text("my notes")
     (root / "notes.tmp").write_text("user temp-looking file, not ours")
     (root / "x_data" / "my_own_file.txt").write_text("user file in a data dir")
-    (root / "extra.py").write_text("extra = 1\n")  # unlisted item: reported, never removed
+    (root / "extra.py").write_text("extra = (1\n")  # a broken item: reported, never removed
     before = snapshot(root)
     leftovers = [
         root / ".x.py.0123456789abcdef.tmp",
@@ -290,8 +408,8 @@ def test_repair_removes_only_orphans_and_temporaries(tmp_path: Path) -> None:
         p.write_bytes(b"junk")
     report = verify(root, repair=True)
     assert sorted(report.repaired) == sorted(str(p) for p in leftovers)
-    assert not report.ok  # the unlisted item remains
-    assert {p.kind for p in report.problems if not p.repairable} == {"unlisted-item"}
+    assert not report.ok  # the broken item remains
+    assert {p.kind for p in report.problems if not p.repairable} == {"bad-item"}
     assert snapshot(root) == before
     assert not (root / "gone_data").exists()
     assert DataSet("d", path=tmp_path).y.shape == (10, 5)

@@ -24,10 +24,12 @@ import contextlib
 import json
 import math
 import os
+import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import numpy.lib.format as npformat
@@ -35,8 +37,14 @@ import numpy.lib.format as npformat
 from ..errors import BackendError, FormatError
 
 __all__ = [
+    "CHECKSUM_KEY",
+    "DEFAULT_CHECKSUM",
+    "MODIFIED_SUFFIX",
     "Backend",
+    "Crc32",
     "WriterLockFactory",
+    "checksum",
+    "checksum_algorithm",
     "describe_entry",
     "dtype_from_json",
     "dtype_to_json",
@@ -45,9 +53,13 @@ __all__ = [
     "human_size",
     "make_dirs",
     "make_entry",
+    "mark_modified",
+    "modified_marker",
+    "remove_companions",
     "resolve_path",
     "rollback_on_error",
     "same_layout",
+    "start_checksum",
 ]
 
 WriterLockFactory = Callable[[], AbstractContextManager[Any]]
@@ -84,10 +96,20 @@ def dtype_from_json(descr: Any) -> np.dtype[Any]:
         >>> dtype_from_json([["a", "<i4"], ["b", "|S3", [2]]])
         dtype([('a', '<i4'), ('b', 'S3', (2,))])
     """
+    if isinstance(descr, str):
+        known = _DESCRS.get(descr)
+        if known is not None:
+            return known
     try:
-        return npformat.descr_to_dtype(_tuplify_descr(descr))
+        dtype = npformat.descr_to_dtype(_tuplify_descr(descr))
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise FormatError(f"invalid dtype description {descr!r}: {exc}") from None
+    if isinstance(descr, str) and len(_DESCRS) < 1024:
+        _DESCRS[descr] = dtype  # readers parse the same few descrs for every array
+    return dtype
+
+
+_DESCRS: dict[str, np.dtype[Any]] = {}
 
 
 def _tuplify_descr(descr: Any) -> Any:
@@ -108,6 +130,217 @@ def _tuplify_descr(descr: Any) -> Any:
         else:
             fields.append((name, sub))
     return fields
+
+
+# --------------------------------------------------------------------------- checksums
+
+CHECKSUM_KEY = "checksum"
+"""Entry key of the checksum of an array's data: ``"crc32c:<8 hex digits>"`` (or, written
+without the ``crc32c`` package, ``"crc32:<8 hex digits>"``); optional in format 1."""
+MODIFIED_SUFFIX = ".modified"
+"""Companion ``<path>.modified``: the data at ``path`` was changed in place after it was written."""
+CHECKSUM_BLOCK_BYTES = 16 << 20
+"""Bytes per block when a checksum is computed over a non-contiguous array."""
+_THREAD_MIN_BYTES = 1 << 20
+"""Arrays at least this large are checksummed in a thread that overlaps the file write."""
+
+
+def _crc32c_function() -> Callable[[Any, int], int] | None:
+    try:
+        from crc32c import crc32c
+    except ImportError:  # pragma: no cover - a platform without crc32c wheels
+        return None
+    return cast("Callable[[Any, int], int]", crc32c)
+
+
+_CRC32C = _crc32c_function()
+_ALGORITHMS: dict[str, Callable[[Any, int], int] | None] = {
+    "crc32c": _CRC32C,  # CRC-32C (Castagnoli) in hardware: ~24 GB/s here
+    "crc32": zlib.crc32,  # zlib's CRC-32: ~3.6 GB/s
+}
+DEFAULT_CHECKSUM = "crc32c" if _CRC32C is not None else "crc32"
+"""The algorithm writers record: CRC-32C (as zarr v3's ``crc32c`` codec, computed in
+hardware by the ``crc32c`` package, fast enough to check every write), else zlib's CRC-32."""
+
+
+class Crc32:
+    """A running checksum of an array's elements in C order, fed in blocks.
+
+    ``algorithm`` is ``"crc32c"`` (the default when the ``crc32c`` package is
+    installed) or ``"crc32"`` (zlib).  The checksum recorded in an entry is
+    that of the whole array's bytes in C order, in the dtype the entry records
+    (byte order included); feeding consecutive row blocks gives the same value,
+    so a verifier never holds a large array in memory.
+
+    Example:
+        >>> a = np.arange(10.0)
+        >>> c = Crc32(); c.update(a[:4]); c.update(a[4:])
+        >>> str(c) == checksum(a)
+        True
+        >>> str(Crc32("crc32"))
+        'crc32:00000000'
+    """
+
+    __slots__ = ("algorithm", "function", "value")
+
+    def __init__(self, algorithm: str = DEFAULT_CHECKSUM) -> None:
+        function = _ALGORITHMS.get(algorithm)
+        if function is None:
+            raise ValueError(
+                f"checksum algorithm {algorithm!r} is not available here (known: crc32c, "
+                "crc32; crc32c needs the crc32c package: pip install crc32c)"
+            )
+        self.algorithm = algorithm
+        self.function = function
+        self.value = 0
+
+    def update(self, block: Any) -> None:
+        """Add the elements of ``block`` (any array-like), in C order."""
+        arr = np.asarray(block)
+        if arr.size == 0:
+            return
+        if arr.flags.c_contiguous:
+            self.value = self.function(arr.reshape(-1).view(np.uint8).data, self.value)
+            return
+        rows = arr.reshape(-1) if arr.ndim <= 1 else arr
+        row_bytes = max(1, math.prod(rows.shape[1:]) * rows.dtype.itemsize)
+        step = max(1, CHECKSUM_BLOCK_BYTES // row_bytes)
+        for start in range(0, rows.shape[0], step):
+            part = np.ascontiguousarray(rows[start : start + step])
+            self.value = self.function(part.reshape(-1).view(np.uint8).data, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.value & 0xFFFFFFFF:08x}"
+
+
+def checksum_algorithm(recorded: str) -> str | None:
+    """The algorithm of a recorded checksum if this installation can compute it, else ``None``.
+
+    Example:
+        >>> checksum_algorithm("crc32:1d760e7a"), checksum_algorithm("md5:00")
+        ('crc32', None)
+    """
+    algorithm = recorded.partition(":")[0]
+    return algorithm if _ALGORITHMS.get(algorithm) is not None else None
+
+
+def checksum(arr: Any) -> str:
+    """The checksum an entry records for ``arr``: the CRC of its bytes in C order, ``"<algorithm>:<hex>"``.
+
+    Example:
+        >>> checksum(np.arange(3, dtype="<i4")) == f"{DEFAULT_CHECKSUM}:" + (
+        ...     "1d760e7a" if DEFAULT_CHECKSUM == "crc32" else "dd3bebfb")
+        True
+        >>> checksum(np.arange(6.0).reshape(2, 3).T) == checksum(np.arange(6.0).reshape(2, 3).T.copy())
+        True
+    """
+    c = Crc32()
+    c.update(arr)
+    return str(c)
+
+
+def start_checksum(arr: np.ndarray[Any, Any]) -> Callable[[], str | None]:
+    """Start computing :func:`checksum` of ``arr``; return a function that waits for the result.
+
+    Large arrays are checksummed in a thread while the caller writes them
+    (both CRC implementations release the GIL on large buffers, so with a free
+    core the checksum costs the write almost nothing); small ones at once.  The
+    thread signals that it has started before this returns, so a caller that
+    then enters C code holding the GIL (h5py) does not delay it.  A
+    placeholder of an array computed while it is written (a dask array, see
+    :mod:`persist_hooks.backends.lazy`) gets no checksum (``None``): its
+    bytes do not exist yet.
+
+    Example:
+        >>> result = start_checksum(np.zeros(1 << 18))
+        >>> result() == checksum(np.zeros(1 << 18))
+        True
+    """
+    from .lazy import lazy_source
+
+    if lazy_source(arr) is not None:
+        return lambda: None
+    if arr.nbytes < _THREAD_MIN_BYTES:
+        value = checksum(arr)
+        return lambda: value
+    out: list[Any] = []
+    started = threading.Event()
+
+    def run() -> None:
+        started.set()
+        try:
+            out.append(checksum(arr))
+        except BaseException as exc:  # handed to the caller by result()
+            out.append(exc)
+
+    thread = threading.Thread(target=run, name="persist_hooks-checksum", daemon=True)
+    thread.start()
+    started.wait()
+
+    def result() -> str | None:
+        thread.join()
+        value = out[0]
+        if isinstance(value, BaseException):
+            raise value
+        return str(value)
+
+    return result
+
+
+def modified_marker(root: Path, entry: Mapping[str, Any]) -> Path:
+    """The companion file that records that ``entry``'s data was changed in place.
+
+    Writes through an :class:`~persist_hooks.backends.proxy.ArrayProxy`
+    (assignment, ``append``, ``resize``) create it before they change any
+    byte, so the checksum recorded when the array was written is known to be
+    stale and :func:`persist_hooks.verify.verify` does not report a false
+    mismatch.  It is ``<path>.modified`` beside the entry's ``path`` (a
+    companion of that path: kept and removed with it).
+
+    Example:
+        >>> modified_marker(Path("/d"), {"path": "x_data/g1_0.npy"}).as_posix()
+        '/d/x_data/g1_0.npy.modified'
+    """
+    return resolve_path(root, str(entry.get("path")) + MODIFIED_SUFFIX)
+
+
+def mark_modified(marker: Path, *, durable: bool = False) -> None:
+    """Create ``marker`` (see :func:`modified_marker`) if it does not exist yet: O(1).
+
+    Example:
+        >>> import tempfile
+        >>> m = Path(tempfile.mkdtemp()) / "g1_0.npy.modified"
+        >>> mark_modified(m); mark_modified(m); m.exists()
+        True
+    """
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return
+    try:
+        os.write(fd, b"changed in place through an ArrayProxy: the recorded checksum is stale\n")
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    if durable:
+        fsync_dir(marker.parent)
+
+
+def remove_companions(path: Path) -> None:
+    """Remove the companions persist_hooks keeps beside stored data at ``path`` (if any).
+
+    Backends call it from :meth:`Backend.delete` for each path they remove.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / "g1.h5.modified").touch()
+        >>> remove_companions(d / "g1.h5"); list(d.iterdir())
+        []
+    """
+    for suffix in (MODIFIED_SUFFIX,):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).unlink()
 
 
 # --------------------------------------------------------------------------- paths and files
@@ -131,6 +364,13 @@ def resolve_path(root: Path, relative: object) -> Path:
     """
     if not isinstance(relative, str) or not relative:
         raise FormatError(f"array path {relative!r} is not a non-empty string")
+    if (
+        relative[0] != "/"
+        and "\\" not in relative
+        and "\x00" not in relative
+        and ".." not in relative.split("/")
+    ):
+        return Path(root, relative)  # the common case, one path parse (readers pay it per array)
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts or "\\" in relative or "\x00" in relative:
         raise FormatError(f"array path {relative!r} leaves the DataSet directory")
@@ -226,6 +466,8 @@ def human_size(nbytes: int) -> str:
 def make_entry(path: str, array: np.ndarray[Any, Any], **extra: Any) -> dict[str, Any]:
     """Build the JSON-able header entry of one stored array: ``path``, ``shape``, ``dtype`` and ``extra``.
 
+    Extra values that are ``None`` are left out (a checksum that could not be computed).
+
     Example:
         >>> make_entry("x_data/g3_0.npy", np.zeros((2, 3), ">f4"))
         {'path': 'x_data/g3_0.npy', 'shape': [2, 3], 'dtype': '>f4'}
@@ -235,7 +477,7 @@ def make_entry(path: str, array: np.ndarray[Any, Any], **extra: Any) -> dict[str
         "shape": [int(n) for n in array.shape],
         "dtype": dtype_to_json(array.dtype),
     }
-    entry.update(extra)
+    entry.update((k, v) for k, v in extra.items() if v is not None)
     return entry
 
 
@@ -323,9 +565,23 @@ class Backend(abc.ABC):
     """Unstructured void (``V<n>``) dtypes round-trip."""
     supports_longdouble: ClassVar[bool] = False
     """``longdouble`` / ``clongdouble`` round-trip."""
+    supports_lazy_arrays: ClassVar[bool] = False
+    """:meth:`write` stores lazy placeholders (dask arrays, :mod:`persist_hooks.backends.lazy`)
+    chunk by chunk; without it they are computed into memory before ``write`` sees them.
+    Declared by the class that defines ``write`` (a subclass overriding ``write`` declares
+    it again, or gets computed arrays)."""
 
     option_defaults: ClassVar[Mapping[str, Any]] = {}
     """Every option the backend takes, with its default (JSON-able values)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # a class with its own ``write`` declares lazy support itself (an inherited flag
+        # may describe a ``write`` it overrides): else placeholders reach it computed
+        own_write = cls.__dict__.get("write")
+        if own_write is not None and not cls.__dict__.get("supports_lazy_arrays", False):
+            cls.supports_lazy_arrays = False
+            cls.write = _computing_lazy_arrays(own_write)  # type: ignore[method-assign]
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.option_defaults))
@@ -478,14 +734,16 @@ class Backend(abc.ABC):
         and the error re-raised.  ``durable=True`` fsyncs the files and their
         directories before returning.  Each entry is JSON-able and holds at
         least ``path`` (relative posix), ``shape`` (list) and ``dtype``
-        (:func:`dtype_to_json`).
+        (:func:`dtype_to_json`), and should hold ``checksum``
+        (:func:`checksum` of the array, e.g. from :func:`start_checksum`
+        started before the data is written, so it overlaps the write).
 
         Example:
             >>> import tempfile
             >>> from persist_hooks.backends.npy import NpyBackend
             >>> root = Path(tempfile.mkdtemp())
             >>> NpyBackend().write(root, "x_data/g1", {"array_0": np.arange(3)})
-            {'array_0': {'path': 'x_data/g1_0.npy', 'shape': [3], 'dtype': '<i8'}}
+            {'array_0': {'path': 'x_data/g1_0.npy', 'shape': [3], 'dtype': '<i8', 'checksum': 'crc...'}}
         """
 
     @abc.abstractmethod
@@ -510,7 +768,10 @@ class Backend(abc.ABC):
         through proxies grow the data without rewriting the item's header).  A missing file
         raises ``FileNotFoundError`` (callers re-read the item once); a
         truncated or foreign file raises :class:`persist_hooks.FormatError`
-        naming the file.
+        naming the file (with ``trusted=True`` a lazy backend may report it at
+        the first access instead).  ``mode="a"`` proxies should be given
+        ``modified_marker=modified_marker(root, entry)`` so that in-place
+        changes mark the recorded checksum stale.
 
         Example:
             >>> import tempfile
@@ -574,6 +835,26 @@ class Backend(abc.ABC):
             >>> NpyBackend().describe({"path": "x_data/g1_0.npy", "shape": [1000, 3], "dtype": "<f8"})
             'float64 array of shape (1000, 3), 24.0 kB, in x_data/g1_0.npy (npy)'
         """
+
+
+def _computing_lazy_arrays(write: Callable[..., dict[str, dict[str, Any]]]) -> Any:
+    """Wrap a backend's ``write`` so lazy placeholders reach it computed (see ``supports_lazy_arrays``)."""
+    if getattr(write, "_computes_lazy_arrays", False):
+        return write
+
+    def wrapper(
+        self: Backend, root: Path, stem: str, arrays: Mapping[str, Any], **kwargs: Any
+    ) -> dict[str, dict[str, Any]]:
+        from .lazy import materialise
+
+        return write(self, root, stem, materialise(arrays), **kwargs)
+
+    wrapper.__doc__ = write.__doc__
+    wrapper.__name__ = write.__name__
+    wrapper.__qualname__ = write.__qualname__
+    wrapper.__wrapped__ = write  # type: ignore[attr-defined]
+    wrapper._computes_lazy_arrays = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def describe_entry(entry: Mapping[str, Any], backend_name: str) -> str:

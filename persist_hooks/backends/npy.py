@@ -20,7 +20,12 @@ Header
 Attributes
     ``proxy.attrs`` lives in an optional sidecar ``<file>.npy.attrs.json``,
     written atomically when attributes are set; :meth:`NpyBackend.delete`
-    removes it with its array.
+    removes it with its array (and the ``<file>.npy.modified`` marker of
+    in-place changes).
+
+Checksums
+    Each entry records ``checksum``, the CRC-32 of the array's bytes in C
+    order, computed in a thread while the file is written.
 
 Reading
     ``open(mode="r")`` returns a read-only ``numpy.memmap`` (0-size arrays, which
@@ -35,7 +40,7 @@ Example:
     >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
     >>> entries = b.write(root, "x_data/g1", {"array_0": np.arange(4.0)})
     >>> entries
-    {'array_0': {'path': 'x_data/g1_0.npy', 'shape': [4], 'dtype': '<f8'}}
+    {'array_0': {'path': 'x_data/g1_0.npy', 'shape': [4], 'dtype': '<f8', 'checksum': 'crc...'}}
     >>> np.load(root / "x_data/g1_0.npy")
     array([0., 1., 2., 3.])
 """
@@ -45,6 +50,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import operator
@@ -69,9 +75,12 @@ from .base import (
     fsync_dir,
     make_dirs,
     make_entry,
+    modified_marker,
+    remove_companions,
     resolve_path,
     rollback_on_error,
     same_layout,
+    start_checksum,
 )
 from .proxy import ArrayDriver, ArrayProxy
 
@@ -239,6 +248,13 @@ def _write_data(fh: IO[bytes], arr: np.ndarray[Any, Any], fortran: bool) -> None
     """Write ``arr``'s elements in C order (``fortran``: in Fortran order) without copying it whole."""
     if arr.size == 0:
         return
+    from .lazy import iter_row_blocks, lazy_source
+
+    source = lazy_source(arr)
+    if source is not None:  # a dask array: computed one block of rows at a time
+        for _, rows in iter_row_blocks(source, BLOCK_BYTES):
+            _write_data(fh, np.ascontiguousarray(rows, dtype=arr.dtype), False)
+        return
     if fortran:
         arr = arr.T
     if arr.flags.c_contiguous:
@@ -251,6 +267,27 @@ def _write_data(fh: IO[bytes], arr: np.ndarray[Any, Any], fortran: bool) -> None
     )
     for chunk in chunks:
         fh.write(np.ascontiguousarray(chunk).view(np.uint8).data)
+
+
+PREALLOCATE_MIN = 1 << 20
+"""Files at least this large are allocated before they are written."""
+
+
+def _preallocate(fh: IO[bytes], size: int) -> None:
+    """Allocate ``size`` bytes of a new file at once (as ``ndarray.tofile`` does).
+
+    Writing into allocated blocks runs ~25% faster on ext4 than letting each
+    write allocate, and a full disk fails here, before any data is written.
+    Filesystems without ``fallocate`` are left alone.
+    """
+    if size < PREALLOCATE_MIN or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fh.fileno(), 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        # EOPNOTSUPP, EINVAL...: the writes allocate as they go
 
 
 def _zero_fill(fh: IO[bytes], start: int, stop: int) -> None:
@@ -563,6 +600,7 @@ class NpyBackend(Backend):
     supports_datetime: ClassVar[bool] = True
     supports_void: ClassVar[bool] = True
     supports_longdouble: ClassVar[bool] = True
+    supports_lazy_arrays: ClassVar[bool] = True
     option_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def write(
@@ -579,7 +617,7 @@ class NpyBackend(Backend):
             >>> import tempfile, pathlib
             >>> root = pathlib.Path(tempfile.mkdtemp())
             >>> NpyBackend().write(root, "g2", {"a": np.zeros(2, "U3"), "b": np.ones(1, bool)})
-            {'a': {'path': 'g2_0.npy', 'shape': [2], 'dtype': '<U3'}, 'b': {'path': 'g2_1.npy', 'shape': [1], 'dtype': '|b1'}}
+            {'a': {'path': 'g2_0.npy', 'shape': [2], 'dtype': '<U3', 'checksum': 'crc...'}, 'b': {'path': 'g2_1.npy', 'shape': [1], 'dtype': '|b1', 'checksum': 'crc...'}}
         """
         root = Path(root)
         prepared: list[tuple[str, str, Path, np.ndarray[Any, Any]]] = []
@@ -595,9 +633,11 @@ class NpyBackend(Backend):
                 fortran = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
                 header = _header_bytes(arr.dtype, fortran, arr.shape)
                 assert header is not None
+                crc = start_checksum(arr)
                 try:
                     with open(path, "xb") as fh:
                         created.append(path)
+                        _preallocate(fh, len(header) + arr.nbytes)
                         fh.write(header)
                         _write_data(fh, arr, fortran)
                         if durable:
@@ -607,7 +647,7 @@ class NpyBackend(Backend):
                     if exc.filename is not None:
                         raise
                     raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-                entries[key] = make_entry(rel, arr)
+                entries[key] = make_entry(rel, arr, checksum=crc())
             if durable:
                 for directory in sorted(
                     {p.parent for _, _, p, _ in prepared} | {p.parent for p in created}
@@ -663,7 +703,11 @@ class NpyBackend(Backend):
             _check_complete(header, size, path)
             if mode == "a":
                 driver = NpyDriver(path, str(rel), durable=durable)
-                return ArrayProxy(driver, writer_lock=writer_lock)
+                return ArrayProxy(
+                    driver,
+                    writer_lock=writer_lock,
+                    modified_marker=modified_marker(Path(root), entry),
+                )
             if header.nbytes == 0:
                 empty = np.empty(header.shape, header.dtype, order=header.order())
                 empty.flags.writeable = False
@@ -684,6 +728,7 @@ class NpyBackend(Backend):
             path = resolve_path(Path(root), entry["path"])
             path.unlink(missing_ok=True)
             path.with_name(path.name + ATTRS_SUFFIX).unlink(missing_ok=True)
+            remove_companions(path)
 
     def paths(self, entries: Iterable[Mapping[str, Any]]) -> set[str]:
         """The entries' ``.npy`` paths (a ``<path>.attrs.json`` sidecar may sit beside each).

@@ -17,7 +17,21 @@ indexing.  Such a read costs O(box); an assignment with integer or boolean
 arrays is a read-modify-write of the box, and with basic indices (ints, slices)
 a plain write of exactly the selected elements.
 
-The proxy holds no open file: each operation opens what it needs and closes it.
+The proxy holds no open file of its own: each operation opens what it needs and
+closes it (a driver may pin the stored data so that a value read before the item
+is rewritten stays readable: npy values are memory maps, the HDF5 driver holds a
+file descriptor until the proxy is closed or collected).  Inside one proxy
+operation a driver may keep the store open across its calls (``session``): a
+slice through the HDF5 driver opens the file once, not once for the shape and
+once for the data.
+
+In-place changes and checksums
+    Item entries record a checksum of the data as written.  Before a write
+    through the proxy changes any byte (assignment, ``append``, ``resize``) it
+    creates the companion ``<path>.modified``
+    (:func:`~persist_hooks.backends.base.modified_marker`), once per proxy:
+    O(1), so appends stay O(rows appended), and ``verify`` knows the recorded
+    checksum no longer applies instead of reporting a mismatch.
 
 Growth by assignment
     Every assignment numpy accepts keeps numpy's meaning.  One numpy would
@@ -67,12 +81,14 @@ import contextlib
 import math
 import operator
 from collections.abc import Iterator, MutableMapping
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
 from ..errors import BackendError, ReadOnlyError
-from .base import WriterLockFactory
+from .base import WriterLockFactory, mark_modified
 
 __all__ = ["ArrayDriver", "ArrayProxy", "ProxyAttrs", "split_index"]
 
@@ -137,6 +153,18 @@ class ArrayDriver(abc.ABC):
         self.resize(start + rows.shape[0])
         box = (slice(start, start + rows.shape[0], 1), *(slice(0, n, 1) for n in self.shape[1:]))
         self.write(box, rows)
+
+    def session(self, write: bool = False) -> AbstractContextManager[Any]:
+        """A context in which the driver may keep its store open across calls (default: nothing).
+
+        :class:`ArrayProxy` wraps each of its operations (the shape lookup and
+        the read or write that follows) in one session; ``write=True`` when
+        the operation writes.  Sessions may nest; only the outermost opens.
+        """
+        return contextlib.nullcontext()
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release what the driver holds between operations (a pinned file); idempotent."""
 
     def get_attrs(self) -> dict[str, Any]:
         """The stored attributes (a fresh dict)."""
@@ -344,7 +372,9 @@ class ArrayProxy:
 
     ``read_only=True`` makes every write raise :class:`persist_hooks.ReadOnlyError`.
     ``writer_lock``, when given, is called for a context manager held around
-    each write.  See the module docstring for the cost model and copy policy.
+    each write.  ``modified_marker``, when given, is the file created before
+    the first in-place change (see the module docstring, with the cost model
+    and copy policy).
 
     Example:
         >>> import tempfile, pathlib
@@ -359,7 +389,7 @@ class ArrayProxy:
         np.float64(26.0)
     """
 
-    __slots__ = ("_driver", "_read_only", "_writer_lock")
+    __slots__ = ("_driver", "_marked", "_marker", "_read_only", "_writer_lock")
 
     def __init__(
         self,
@@ -367,10 +397,26 @@ class ArrayProxy:
         *,
         read_only: bool = False,
         writer_lock: WriterLockFactory | None = None,
+        modified_marker: Path | None = None,
     ) -> None:
         self._driver = driver
         self._read_only = bool(read_only)
         self._writer_lock = writer_lock
+        self._marker = modified_marker
+        self._marked = False
+
+    def close(self) -> None:
+        """Release what the proxy's driver holds (HDF5: the pinned file); later use re-opens by path.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from persist_hooks.backends.npy import NpyBackend
+            >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
+            >>> p = b.open(root, b.write(root, "g1", {"a": np.zeros(2)})["a"], mode="a")
+            >>> p.close(); p.shape
+            (2,)
+        """
+        self._driver.close()
 
     # ------------------------------------------------------------------ metadata
 
@@ -510,8 +556,9 @@ class ArrayProxy:
         driver = self._driver
         if driver.native_indexing:
             return driver.read(key)
-        box, rest = split_index(key, driver.shape)
-        block = np.asarray(driver.read(box))
+        with driver.session():
+            box, rest = split_index(key, driver.shape)
+            block = np.asarray(driver.read(box))
         return block[rest]
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
@@ -545,9 +592,15 @@ class ArrayProxy:
     def _locked(self) -> contextlib.AbstractContextManager[Any]:
         return self._writer_lock() if self._writer_lock is not None else contextlib.nullcontext()
 
+    def _modifying(self) -> None:
+        """Record, once, that the stored data changes in place (call under the lock, before writing)."""
+        if self._marker is not None and not self._marked:
+            mark_modified(self._marker, durable=bool(getattr(self._driver, "durable", False)))
+            self._marked = True
+
     def __setitem__(self, key: Any, value: Any) -> None:
         self._check_writable()
-        with self._locked():
+        with self._locked(), self._driver.session(write=True):
             driver = self._driver
             shape = driver.shape
             needed = _rows_needed(key, shape[0]) if shape else None
@@ -555,6 +608,7 @@ class ArrayProxy:
                 # a valid numpy assignment (a clipped slice) keeps numpy's meaning: no growth
                 needed = None
             if needed is None:
+                self._modifying()
                 self._write(key, value, shape)
                 return
             new_shape = (needed, *shape[1:])
@@ -563,6 +617,7 @@ class ArrayProxy:
                     f"could not broadcast a value of shape {np.shape(value)} to the selection "
                     f"{key!r} of an array grown to shape {new_shape}"
                 )
+            self._modifying()
             driver.resize(needed)
             try:
                 self._write(key, value, new_shape)
@@ -611,7 +666,7 @@ class ArrayProxy:
             arr = rows.astype(dtype, casting="same_kind", copy=False)
         else:
             arr = np.asarray(rows, dtype=dtype)
-        with self._locked():
+        with self._locked(), self._driver.session(write=True):
             shape = self._driver.shape
             if not shape:
                 raise TypeError("cannot append to a 0-d array")
@@ -623,6 +678,7 @@ class ArrayProxy:
                     f"give one row of shape {shape[1:]} or rows of shape (k, *{shape[1:]})"
                 )
             if arr.shape[0]:
+                self._modifying()
                 self._driver.append(arr)
 
     def resize(self, length: int) -> None:
@@ -640,15 +696,21 @@ class ArrayProxy:
         length = operator.index(length)
         if length < 0:
             raise ValueError(f"negative length {length}")
-        with self._locked():
+        with self._locked(), self._driver.session(write=True):
             if not self._driver.shape:
                 raise TypeError("cannot resize a 0-d array")
+            self._modifying()
             self._driver.resize(length)
 
     # ------------------------------------------------------------------ copy policy
 
     def __copy__(self) -> ArrayProxy:
-        return ArrayProxy(self._driver, read_only=self._read_only, writer_lock=self._writer_lock)
+        return ArrayProxy(
+            self._driver,
+            read_only=self._read_only,
+            writer_lock=self._writer_lock,
+            modified_marker=self._marker,
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> np.ndarray[Any, Any]:
         out = np.asarray(self)

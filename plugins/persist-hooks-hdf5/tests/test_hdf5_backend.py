@@ -47,9 +47,10 @@ def test_layout_is_chunked_growable_and_readable_by_h5py(tmp_path: Path) -> None
 
 
 def test_unsupported_dtypes_name_npy(tmp_path: Path) -> None:
-    for dt in ("<M8[ns]", "V5", [("a", "<i4")]):
-        with pytest.raises(BackendError, match="npy"):
+    for dt in ("g", "G", [("a", "<i4"), ("b", "g")]):
+        with pytest.raises(BackendError, match="npy") as info:
             Hdf5Backend().check_dtype(np.dtype(dt))
+        assert str(np.dtype(dt)) in str(info.value)
     with pytest.raises(BackendError, match="object arrays stay in the Python source"):
         Hdf5Backend().write(tmp_path, "g1", {"a": np.empty(2, object)})
 
@@ -114,3 +115,69 @@ def test_mixed_backend_dataset(tmp_path: Path) -> None:
     assert_identical(np.asarray(got_a[0]), a)
     assert_identical(np.asarray(ds.b), b)
     assert list((tmp_path / "d").rglob("*.h5")) and list((tmp_path / "d").rglob("*.npy"))
+
+
+def test_datetime_and_structured_are_hdf5_native_views(tmp_path: Path) -> None:
+    """Compound types stay compound; datetimes are int64 with the numpy dtype in an attribute."""
+    when = np.array(["2020-01-01T00:00:00.123", "NaT", "1969-12-31T23:59:59"], "<M8[ms]")
+    rec_dt = np.dtype({"names": ["a", "s", "t"], "formats": ["<i4", "U2", ">m8[s]"],
+                       "offsets": [0, 8, 20], "itemsize": 32})  # fmt: skip
+    rec = sample_array(rec_dt, (5,), seed=5)
+    entries = Hdf5Backend().write(tmp_path, "g1", {"when": when, "rec": rec})
+    with h5py.File(tmp_path / "g1.h5", "r") as f:
+        assert f["when"].dtype == np.dtype("<i8")
+        assert_identical(f["when"][()].view("<M8[ms]"), when)
+        assert f["rec"].dtype.names == ("a", "s", "t")  # an HDF5 compound type
+        assert f["rec"].dtype["s"] == np.dtype(("<u4", (2,)))
+        assert "persist_hooks_view" in f["rec"].attrs
+    for key, arr in (("when", when), ("rec", rec)):
+        proxy = Hdf5Backend().open(tmp_path, entries[key], mode="a")
+        assert proxy.dtype == arr.dtype
+        assert_identical(proxy[1:], arr[1:])
+        proxy[0] = arr[-1]
+        proxy.append(arr[:2])
+        expected = np.empty(len(arr) + 2, arr.dtype)
+        expected[0], expected[1 : len(arr)], expected[len(arr) :] = arr[-1], arr[1:], arr[:2]
+        assert_identical(proxy[...], expected)
+        untrusted = Hdf5Backend().open(tmp_path, entries[key], trusted=False)
+        assert untrusted.dtype == arr.dtype
+
+
+def test_value_survives_removal_of_its_file(tmp_path: Path) -> None:
+    """A read proxy pins its file: unlinking it (a rewrite of the item) keeps the value readable."""
+    arr = np.arange(9000.0).reshape(3000, 3)
+    b = Hdf5Backend()
+    entry = b.write(tmp_path, "x_data/g1", {"a": arr})["a"]
+    reader = b.open(tmp_path, entry)
+    writer = b.open(tmp_path, entry, mode="a")
+    b.delete(tmp_path, [entry])
+    assert not (tmp_path / entry["path"]).exists()
+    assert_identical(reader[10:20], arr[10:20])
+    assert reader.shape == arr.shape
+    with pytest.raises(FileNotFoundError, match="re-read the item"):
+        writer[0] = 1.0  # changing data nobody will read is refused
+    b.write(tmp_path, "x_data/g1", {"a": arr + 1})  # the same path, another file
+    assert_identical(np.asarray(reader), arr)
+    with pytest.raises(FileNotFoundError):
+        writer.append(arr[:1])
+    reader.close()
+    assert_identical(np.asarray(reader), arr + 1)  # closed: opens by path again
+
+
+def test_one_open_per_slice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape lookup and the read of one proxy operation share one opening of the file."""
+    from persist_hooks_hdf5 import _backend
+
+    b = Hdf5Backend()
+    entry = b.write(tmp_path, "g1", {"a": np.arange(100.0)})["a"]
+    proxy = b.open(tmp_path, entry)  # trusted: does not open the file with h5py
+    opened: list[object] = []
+    real = _backend._h5open
+
+    def counting(*args: object, **kwargs: object) -> object:
+        opened.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_backend, "_h5open", counting)
+    assert_identical(proxy[40:45], np.arange(40.0, 45.0))
+    assert len(opened) == 1

@@ -14,17 +14,30 @@ Layout
     ``"zstd"`` (default) or ``None``.  Only standard zarr v3 data types are
     written, so every zarr v3 client reads the groups: fixed-width bytes
     (``S<n>``) are stored as ``uint8`` and unicode (``U<n>``) as ``uint32``
-    code units, each on one more trailing axis; big-endian arrays are stored by
+    code units, each on one more trailing axis; ``datetime64``/``timedelta64``
+    as ``int64``; structured and unstructured void dtypes as zarr's raw bits
+    (``r<8 * itemsize>``, every byte kept); big-endian arrays are stored by
     value.  The attribute ``persist_hooks_dtype`` of each array holds the numpy
-    dtype to read the data back as (bit-exact).  datetime, void, structured and
-    extended-precision dtypes are refused, naming ``npy``; object arrays stay
-    in the Python source.
+    dtype to read the data back as (bit-exact).  Extended-precision floats
+    (``longdouble``) are refused, naming ``npy``; object arrays stay in the
+    Python source.  Each entry records ``checksum`` (CRC-32 of the array's
+    bytes in C order), computed in a thread while zarr writes.
+
+    The group is written under a temporary name beside ``<stem>.zarr`` (an
+    empty ``<stem>.zarr`` reserves the name) and renamed into place when
+    complete, so zarr may write all chunks concurrently: a failed write leaves
+    at most a temporary, never a half-written group under the generation's
+    name.
 
 Reading
     ``open(mode="r")`` returns a read-only
     :class:`~persist_hooks.backends.proxy.ArrayProxy`, ``mode="a"`` a writable
-    one, over :class:`ZarrDriver`, which opens the array for each operation
-    (~1 ms) and holds nothing open.  ``p[box]`` reads the chunks the box
+    one, over :class:`ZarrDriver`, which opens the array for each proxy
+    operation (~1 ms; the shape lookup and the read or write share one open)
+    and holds nothing open.  A superseded group stays on disk for a grace
+    period (:mod:`persist_hooks.backends.retention`), so a value read before
+    the item was rewritten stays readable; once it is removed, reads raise
+    ``FileNotFoundError`` (never fill values).  ``p[box]`` reads the chunks the box
     touches; ``append`` is zarr's ``append``, O(rows) plus the last chunk;
     ``np.asarray(p)`` is O(n).  ``p.attrs`` are the array's zarr attributes.
 
@@ -32,7 +45,7 @@ Example:
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp()); b = ZarrBackend()
     >>> b.write(root, "x_data/g1", {"array_0": np.arange(4.0)})
-    {'array_0': {'path': 'x_data/g1.zarr', 'shape': [4], 'dtype': '<f8', 'key': 'array_0'}}
+    {'array_0': {'path': 'x_data/g1.zarr', 'shape': [4], 'dtype': '<f8', 'key': 'array_0', 'checksum': 'crc...'}}
     >>> import zarr
     >>> zarr.open_array(root / "x_data/g1.zarr/array_0", mode="r")[...]
     array([0., 1., 2., 3.])
@@ -45,13 +58,16 @@ import errno
 import math
 import os
 import re
+import secrets
 import shutil
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import numpy.lib.format as npformat
 
 from persist_hooks.backends.base import (
     Backend,
@@ -63,14 +79,23 @@ from persist_hooks.backends.base import (
     fsync_dir,
     make_dirs,
     make_entry,
+    modified_marker,
+    remove_companions,
     resolve_path,
     rollback_on_error,
     same_layout,
+    start_checksum,
 )
+from persist_hooks.backends.lazy import dims_of, lazy_source
 from persist_hooks.backends.proxy import ArrayDriver, ArrayProxy
 from persist_hooks.errors import BackendError, FormatError
 
+from . import _remote
+
 __all__ = ["ZarrBackend", "ZarrDriver"]
+
+_SESSIONS = threading.local()
+"""Per thread: the zarr arrays held open by drivers' sessions (``id(driver) -> (array, write)``)."""
 
 CHUNK_BYTES = 1 << 20
 """Target bytes per chunk."""
@@ -103,16 +128,22 @@ def _array_name(key: str, position: int) -> str:
 
 
 def _storage_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """The standard zarr v3 dtype stored for ``dtype`` (bytes: uint8, unicode: uint32 code units).
+    """The standard zarr v3 dtype stored for ``dtype`` (see the module doc).
 
     Example:
         >>> _storage_dtype(np.dtype("S3")), _storage_dtype(np.dtype(">U2")), _storage_dtype(np.dtype(">f8"))
         (dtype('uint8'), dtype('>u4'), dtype('>f8'))
+        >>> _storage_dtype(np.dtype(">M8[s]")), _storage_dtype(np.dtype([("a", "<i4"), ("b", "S3")]))
+        (dtype('>i8'), dtype('V7'))
     """
     if dtype.kind == "S":
         return np.dtype("u1")
     if dtype.kind == "U":
         return np.dtype("u4").newbyteorder(dtype.byteorder)
+    if dtype.kind in "mM":
+        return np.dtype("i8").newbyteorder(dtype.byteorder)
+    if dtype.kind == "V":
+        return np.dtype(f"V{dtype.itemsize}")
     return dtype
 
 
@@ -126,12 +157,13 @@ def _units(dtype: np.dtype[Any]) -> int:
 
 
 def _to_storage(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """``arr`` as zarr stores it."""
+    """``arr`` as zarr stores it (a view of the same bytes)."""
     width = _units(arr.dtype)
+    store = _storage_dtype(arr.dtype)
     if not width:
-        return arr
+        return arr if store == arr.dtype else np.ascontiguousarray(arr).view(store)
     flat = np.ascontiguousarray(arr)
-    return flat.view(_storage_dtype(arr.dtype)).reshape(*arr.shape, width)
+    return flat.view(store).reshape(*arr.shape, width)
 
 
 def _from_storage(raw: Any, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
@@ -141,7 +173,7 @@ def _from_storage(raw: Any, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
     if out.dtype != store:
         out = out.astype(store)
     if not _units(dtype):
-        return out
+        return out if store == dtype else np.ascontiguousarray(out).view(dtype)
     out = np.ascontiguousarray(out)
     return out.view(dtype).reshape(out.shape[:-1])
 
@@ -176,20 +208,184 @@ def _fsync_tree(path: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def _open_array(group: Path, key: str, mode: str = "r") -> Any:
+def _array_exists(group: Path | str, key: str) -> bool:
+    """Whether array ``key`` of the group (a local directory or an fsspec URL) exists."""
+    if isinstance(group, str):
+        return _remote.exists(f"{group}/{key}/zarr.json")
+    return (group / key / "zarr.json").is_file()
+
+
+def _open_array(group: Path | str, key: str, mode: str = "r") -> Any:
     """Open array ``key`` of the group; missing: ``FileNotFoundError``; damaged: FormatError."""
-    where = group / key
-    if not (where / "zarr.json").is_file():
+    where: Any = f"{group}/{key}" if isinstance(group, str) else group / key
+    if not _array_exists(group, key):
         raise FileNotFoundError(errno.ENOENT, "No such zarr array", str(where))
     zarr = _zarr()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return zarr.open_array(store=str(where), mode=mode, zarr_format=3)
+            if isinstance(where, str):
+                where = _remote.store(where, read_only=mode == "r")
+            else:
+                where = str(where)
+            return zarr.open_array(store=where, mode=mode, zarr_format=3)
     except FileNotFoundError:
         raise
     except Exception as exc:
         raise FormatError(f"{group}: damaged zarr array {key!r}: {exc}") from None
+
+
+def _dimension_names(
+    name: str, shape: tuple[int, ...], hinted: tuple[str, ...] | None, units: int, sizes: dict[str, int]
+) -> list[str]:
+    """zarr v3 ``dimension_names`` for a stored array, so ``xarray.open_zarr`` reads the group.
+
+    ``hinted`` names (an ``xarray.DataArray``'s dims) are used when given,
+    else ``dim_0, dim_1, ...``; the extra axis of bytes/unicode data is
+    ``<name>_units``.  A name another array of the group uses with a different
+    length (``sizes``, updated here) is prefixed with the array's name.
+
+    Example:
+        >>> sizes = {}
+        >>> _dimension_names("a", (3, 2), None, 0, sizes), _dimension_names("b", (4,), None, 0, sizes)
+        (['dim_0', 'dim_1'], ['b_dim_0'])
+        >>> _dimension_names("c", (3, 4, 5), ("dim_0", "x"), 5, sizes)
+        ['dim_0', 'x', 'c_units']
+    """
+    ndim = len(shape) - (1 if units else 0)
+    names = list(hinted) if hinted is not None and len(hinted) == ndim else [f"dim_{i}" for i in range(ndim)]
+    if units:
+        names.append(f"{name}_units")
+    out: list[str] = []
+    for dim, n in zip(names, shape, strict=True):
+        if dim in out or sizes.get(dim, n) != n:
+            dim = f"{name}_{dim}"
+        sizes.setdefault(dim, n)
+        out.append(dim)
+    return out
+
+
+def _lazy_chunks(source: Any, shape: tuple[int, ...], itemsize: int, ndim: int, units: int) -> tuple[int, ...]:
+    """zarr chunks for a dask array: its own chunks when regular (so each dask chunk writes
+    whole zarr chunks and workers never share one), else the default layout."""
+    chunks = tuple(source.chunks)
+    regular = all(
+        all(c == axis[0] for c in axis[:-1]) and axis[-1] <= axis[0] for axis in chunks if axis
+    )
+    if units or not regular or not chunks:
+        return _chunks(shape, itemsize, ndim)
+    return tuple(max(1, int(axis[0])) if axis else 1 for axis in chunks)
+
+
+def _write_array(
+    group: Any,
+    name: str,
+    arr: np.ndarray[Any, Any],
+    extra: Mapping[str, Any],
+    sizes: dict[str, int],
+    scheduler: str | None = None,
+) -> None:
+    """Create array ``name`` in ``group`` and write ``arr`` (or the dask array it stands for)."""
+    source = lazy_source(arr)
+    units = _units(arr.dtype)
+    if source is not None:
+        storage = _storage_dtype(arr.dtype)
+        little = storage.newbyteorder("<") if storage.byteorder in "<>=" else storage
+        shape = (*arr.shape, units) if units else tuple(arr.shape)
+        z = group.create_array(
+            name,
+            shape=shape,
+            dtype=little.newbyteorder("="),
+            chunks=_lazy_chunks(source, shape, little.itemsize, arr.ndim, units),
+            attributes={DTYPE_ATTR: dtype_to_json(arr.dtype)},
+            dimension_names=_dimension_names(name, shape, dims_of(arr), units, sizes),
+            **extra,
+        )
+        if arr.size:
+            _store_lazy(z, source, arr.dtype, little, scheduler)
+        return
+    stored = _to_storage(arr)
+    if stored.dtype.byteorder == ">" or (stored.dtype.byteorder == "=" and not np.little_endian):
+        stored = stored.astype(stored.dtype.newbyteorder("<"))
+    z = group.create_array(
+        name,
+        shape=stored.shape,
+        dtype=stored.dtype.newbyteorder("="),
+        chunks=_chunks(stored.shape, stored.dtype.itemsize, arr.ndim),
+        attributes={DTYPE_ATTR: dtype_to_json(arr.dtype)},
+        dimension_names=_dimension_names(name, stored.shape, dims_of(arr), units, sizes),
+        **extra,
+    )
+    if stored.size:
+        # all chunks at once (zarr writes them concurrently); local groups are written
+        # under a temporary name, so chunk writes still pending after a failure cannot
+        # recreate the group's real name
+        z[...] = stored
+
+
+def _drain_pending_writes(timeout: float = 30.0) -> None:
+    """Wait (bounded) until the chunk writes zarr still runs after a failed write have ended.
+
+    zarr writes chunks concurrently on its event loop (``asyncio.gather``); when
+    one fails the error reaches us while the others still run, and they would
+    recreate files after the rollback removed them.  This waits on that loop
+    for every other task to finish (they are few and short: one write of the
+    failed array's chunks).
+    """
+    import asyncio
+
+    try:
+        from zarr.core.sync import sync
+    except ImportError:  # pragma: no cover - another zarr layout: nothing to wait for
+        return
+
+    async def drain() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    with contextlib.suppress(Exception):
+        sync(drain())
+
+
+def _store_lazy(
+    z: Any, source: Any, dtype: np.dtype[Any], little: np.dtype[Any], scheduler: str | None
+) -> None:
+    """Write a dask array into the new zarr array ``z`` chunk by chunk, never whole in memory.
+
+    Numbers go through ``dask.array.store`` on the default scheduler — the
+    workers of a ``dask.distributed`` cluster when a client is active, each
+    writing whole zarr chunks; bytes/unicode data (stored as code units) is
+    computed and written here, one chunk row at a time.
+    """
+    if _units(dtype):
+        step = z.chunks[0] if source.ndim else 0
+        if not step:
+            z[...] = _to_storage(np.asarray(source.compute(), dtype=dtype))
+            return
+        for a in range(0, int(source.shape[0]), step):
+            z[a : a + step] = _to_storage(np.asarray(source[a : a + step].compute(), dtype=dtype))
+        return
+    import dask.array as da
+
+    target = source.astype(little.newbyteorder("=")).rechunk(z.chunks)
+    kwargs: dict[str, Any] = {} if scheduler is None else {"scheduler": scheduler}
+    da.store(target, z, lock=False, **kwargs)
+
+
+def _delete_remote(group: str, keys: Iterable[str]) -> None:
+    """Remove arrays ``keys`` of the remote group, then the group if no array is left.
+
+    Only arrays persist_hooks wrote (their attributes hold ``persist_hooks_dtype``)
+    are removed, so a forged item header cannot delete foreign data.
+    """
+    for key in keys:
+        attrs = _remote.array_attributes(f"{group}/{key}")
+        if attrs is not None and DTYPE_ATTR in attrs:
+            _remote.remove(f"{group}/{key}")
+    if not _remote.subdirectories(group):
+        _remote.remove(group)
 
 
 # --------------------------------------------------------------------------- the driver
@@ -211,14 +407,15 @@ class ZarrDriver(ArrayDriver):
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         relative: str,
         key: str,
         dtype: np.dtype[Any],
         *,
         durable: bool = False,
     ) -> None:
-        self.path = Path(path)
+        # a local group directory, or the URL of a group in fsspec storage (option ``url``)
+        self.path: Path | str = path if isinstance(path, str) else Path(path)
         self.relative = relative
         self.key = key
         self._dtype = np.dtype(dtype)
@@ -228,6 +425,7 @@ class ZarrDriver(ArrayDriver):
     def __getstate__(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
+            "remote": isinstance(self.path, str),
             "relative": self.relative,
             "key": self.key,
             "dtype": dtype_to_json(self._dtype),
@@ -236,7 +434,7 @@ class ZarrDriver(ArrayDriver):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
-            Path(state["path"]),
+            state["path"] if state.get("remote") else Path(state["path"]),
             state["relative"],
             state["key"],
             dtype_from_json(state["dtype"]),
@@ -250,6 +448,10 @@ class ZarrDriver(ArrayDriver):
 
     @contextlib.contextmanager
     def _open(self, mode: str = "r") -> Iterator[Any]:
+        held = getattr(_SESSIONS, "held", {}).get(id(self))
+        if held is not None and (mode == "r" or held[1]):
+            yield held[0]  # inside a session that has the array open
+            return
         z = _open_array(self.path, self.key, mode)
         try:
             with warnings.catch_warnings():
@@ -259,8 +461,22 @@ class ZarrDriver(ArrayDriver):
             raise
         except Exception as exc:
             raise FormatError(f"{self.path}: damaged zarr array {self.key!r}: {exc}") from None
-        if mode != "r" and self.durable:
+        if mode != "r" and self.durable and isinstance(self.path, Path):
             _fsync_tree(self.path / self.key)
+
+    @contextlib.contextmanager
+    def session(self, write: bool = False) -> Iterator[None]:
+        """Keep the array open for the calls of one proxy operation (one open, not several)."""
+        held: dict[int, Any] = _SESSIONS.__dict__.setdefault("held", {})
+        if id(self) in held:
+            yield
+            return
+        with self._open("r+" if write else "r") as z:
+            held[id(self)] = (z, write)
+            try:
+                yield
+            finally:
+                del held[id(self)]
 
     def _stored_box(self, box: tuple[slice, ...]) -> tuple[slice, ...]:
         return (*box, slice(None)) if self._units else box
@@ -288,10 +504,15 @@ class ZarrDriver(ArrayDriver):
                 raw = z[self._stored_box(box)] if (box or self._units) else z[()]
             except (ValueError, TypeError, IndexError) as exc:
                 raise FormatError(f"{self.path}: damaged zarr array {self.key!r}: {exc}") from None
-        if not (self.path / self.key / "zarr.json").is_file():
-            # the store went away during the read (a writer replaced the item): chunks read
-            # meanwhile may be fill values, so the result cannot be trusted
-            raise FileNotFoundError(errno.ENOENT, "zarr array removed while reading", str(self.path))
+        if not _array_exists(self.path, self.key):
+            # the store went away during the read (the item was rewritten and its old data
+            # removed after the grace period): chunks read meanwhile may be fill values
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"{self.location} was removed while being read (the item was rewritten and "
+                "its superseded data removed); re-read the item",
+                str(self.path),
+            )
         return _from_storage(raw, self._dtype)
 
     def write(self, index: Any, value: Any) -> None:
@@ -365,11 +586,12 @@ class ZarrBackend(Backend):
     supports_partial_writes: ClassVar[bool] = True
     supports_memmap: ClassVar[bool] = False
     supports_attrs: ClassVar[bool] = True
-    supports_structured: ClassVar[bool] = False
-    supports_datetime: ClassVar[bool] = False
-    supports_void: ClassVar[bool] = False
+    supports_structured: ClassVar[bool] = True
+    supports_datetime: ClassVar[bool] = True
+    supports_void: ClassVar[bool] = True
     supports_longdouble: ClassVar[bool] = False
-    option_defaults: ClassVar[Mapping[str, Any]] = {"compression": "zstd"}
+    supports_lazy_arrays: ClassVar[bool] = True
+    option_defaults: ClassVar[Mapping[str, Any]] = {"compression": "zstd", "url": None}
 
     def validate_option(self, key: str, value: Any) -> Any:
         """Check ``compression``: ``"zstd"`` (zarr's default codecs) or ``None``.
@@ -385,7 +607,45 @@ class ZarrBackend(Backend):
                 f"option 'compression' of storage backend 'zarr' must be 'zstd' or None, "
                 f"not {value!r}"
             )
+        if key == "url":
+            return _remote.validate_url(value)
         return value
+
+    def _write_remote(
+        self, root: Path, stem: str, arrays: Mapping[str, np.ndarray[Any, Any]], base: str
+    ) -> dict[str, dict[str, Any]]:
+        """:meth:`write` to the fsspec URL ``base`` (option ``url``): see :mod:`._remote`."""
+        rel = f"{stem}-{secrets.token_hex(4)}.zarr"
+        location = _remote.group_location(base, rel)
+        prepared: list[tuple[str, str, np.ndarray[Any, Any]]] = []
+        for i, (key, value) in enumerate(arrays.items()):
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            self.check_dtype(arr.dtype)
+            prepared.append((key, _array_name(str(key), i), arr))
+        if _remote.exists(location):
+            raise FileExistsError(errno.EEXIST, "zarr group exists", location)
+        zarr = _zarr()
+        extra: dict[str, Any] = {} if self._options["compression"] else {"compressors": None}
+        # workers of a cluster do not share this process's memory:// filesystem
+        scheduler = "threads" if location.startswith("memory://") else None
+        entries: dict[str, dict[str, Any]] = {}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                group = zarr.open_group(
+                    store=_remote.store(location, read_only=False), mode="w", zarr_format=3
+                )
+                sizes: dict[str, int] = {}
+                for key, name, arr in prepared:
+                    crc = start_checksum(arr)
+                    _write_array(group, name, arr, extra, sizes, scheduler)
+                    entries[key] = make_entry(rel, arr, key=name, url=base, checksum=crc())
+        except BaseException:
+            _drain_pending_writes()  # zarr writes chunks concurrently: let them end first
+            with contextlib.suppress(Exception):
+                _remote.remove(location)
+            raise
+        return entries
 
     def write(
         self,
@@ -401,9 +661,12 @@ class ZarrBackend(Backend):
             >>> import tempfile, pathlib
             >>> root = pathlib.Path(tempfile.mkdtemp())
             >>> ZarrBackend().write(root, "g2", {"a": np.zeros(2, "U3"), "b c": np.ones(1, bool)})
-            {'a': {'path': 'g2.zarr', 'shape': [2], 'dtype': '<U3', 'key': 'a'}, 'b c': {'path': 'g2.zarr', 'shape': [1], 'dtype': '|b1', 'key': '_1'}}
+            {'a': {'path': 'g2.zarr', 'shape': [2], 'dtype': '<U3', 'key': 'a', 'checksum': 'crc...'}, 'b c': {'path': 'g2.zarr', 'shape': [1], 'dtype': '|b1', 'key': '_1', 'checksum': 'crc...'}}
         """
         root = Path(root)
+        base = self._options.get("url")
+        if base is not None:  # arrays in fsspec storage, under <url>/<DataSet name>/
+            return self._write_remote(root, stem, arrays, f"{base}/{root.name}")
         rel = f"{stem}.zarr"
         path = resolve_path(root, rel)
         prepared: list[tuple[str, str, np.ndarray[Any, Any]]] = []
@@ -416,45 +679,34 @@ class ZarrBackend(Backend):
         entries: dict[str, dict[str, Any]] = {}
         with rollback_on_error() as created:
             make_dirs(path.parent, created)
-            path.mkdir()  # FileExistsError if it exists: never overwrite
+            path.mkdir()  # FileExistsError if it exists: never overwrite; reserves the name
+            # written under a temporary name, renamed over the empty reservation when complete
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    group = zarr.open_group(store=str(path), mode="w", zarr_format=3)
+                    group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
+                    sizes: dict[str, int] = {}
                     for key, name, arr in prepared:
-                        stored = _to_storage(arr)
-                        if stored.dtype.byteorder == ">" or (
-                            stored.dtype.byteorder == "=" and not np.little_endian
-                        ):
-                            stored = stored.astype(stored.dtype.newbyteorder("<"))
-                        z = group.create_array(
-                            name,
-                            shape=stored.shape,
-                            dtype=stored.dtype.newbyteorder("="),
-                            chunks=_chunks(stored.shape, stored.dtype.itemsize, arr.ndim),
-                            attributes={DTYPE_ATTR: dtype_to_json(arr.dtype)},
-                            **extra,
-                        )
-                        if stored.size:
-                            # one chunk row at a time: a failing write leaves no chunk
-                            # writes pending that could recreate the group after rollback
-                            step = z.chunks[0] if stored.ndim else 0
-                            if step:
-                                for a in range(0, stored.shape[0], step):
-                                    z[a : a + step] = stored[a : a + step]
-                            else:
-                                z[...] = stored
-                        entries[key] = make_entry(rel, arr, key=name)
+                        crc = start_checksum(arr)
+                        _write_array(group, name, arr, extra, sizes)
+                        entries[key] = make_entry(rel, arr, key=name, checksum=crc())
                 if durable:
-                    _fsync_tree(path)
+                    _fsync_tree(tmp)
+                os.rename(tmp, path)  # atomic; fails (ENOTEMPTY) if the name was taken meanwhile
+                if durable:
                     for directory in sorted({path.parent} | {p.parent for p in created}):
                         fsync_dir(directory)
             except OSError as exc:
+                _drain_pending_writes()
+                shutil.rmtree(tmp, ignore_errors=True)
                 shutil.rmtree(path, ignore_errors=True)
                 if exc.filename is not None:
                     raise
                 raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
             except BaseException:
+                _drain_pending_writes()
+                shutil.rmtree(tmp, ignore_errors=True)
                 shutil.rmtree(path, ignore_errors=True)
                 raise
         return entries
@@ -481,7 +733,10 @@ class ZarrBackend(Backend):
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', not {mode!r}")
         rel = entry.get("path")
-        path = resolve_path(Path(root), rel)
+        url = entry.get("url")
+        path: Path | str = (
+            resolve_path(Path(root), rel) if url is None else _remote.group_location(url, rel)
+        )
         key = entry.get("key")
         if not isinstance(key, str) or not _ARRAY_NAME.match(key):
             raise FormatError(f"{path}: the item header names no valid zarr array (key {key!r})")
@@ -510,7 +765,10 @@ class ZarrBackend(Backend):
                     f"{dtype}, but the item header says shape {want_shape} and dtype {want_dtype}"
                 )
         driver = ZarrDriver(path, str(rel), key, dtype, durable=durable)
-        return ArrayProxy(driver, read_only=mode == "r", writer_lock=writer_lock)
+        marker = modified_marker(Path(root), entry) if mode == "a" and url is None else None
+        return ArrayProxy(
+            driver, read_only=mode == "r", writer_lock=writer_lock, modified_marker=marker
+        )
 
     def delete(self, root: Path, entries: Iterable[Mapping[str, Any]]) -> None:
         """Remove the entries' arrays; a group left without arrays is removed.
@@ -525,7 +783,13 @@ class ZarrBackend(Backend):
             []
         """
         by_group: dict[Path, set[str]] = {}
+        remote: dict[str, set[str]] = {}
         for entry in entries:
+            if entry.get("url") is not None:
+                key = entry.get("key")
+                if isinstance(key, str) and _ARRAY_NAME.match(key):
+                    remote.setdefault(_remote.group_location(entry["url"], entry["path"]), set()).add(key)
+                continue
             path = resolve_path(Path(root), entry["path"])
             key = entry.get("key")
             if isinstance(key, str) and key:
@@ -540,6 +804,23 @@ class ZarrBackend(Backend):
             left = [p for p in path.iterdir() if p.is_dir()]
             if not left:
                 shutil.rmtree(path, ignore_errors=True)
+                remove_companions(path)
+        for url, keys in remote.items():
+            _delete_remote(url, keys)
+
+    def open_dask(self, root: Path, entry: Mapping[str, Any], *, trusted: bool = True) -> Any:
+        """A dask array over a stored array: ``dask.array.from_zarr``, chunk-aligned, nothing read.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp()); b = ZarrBackend()
+            >>> e = b.write(root, "g1", {"a": np.arange(3.0)})["a"]
+            >>> b.open_dask(root, e).sum().compute()
+            np.float64(3.0)
+        """
+        from ._dask import open_dask
+
+        return open_dask(self, root, entry, trusted=trusted)
 
     def paths(self, entries: Iterable[Mapping[str, Any]]) -> set[str]:
         """The entries' ``.zarr`` group directories.
@@ -551,7 +832,8 @@ class ZarrBackend(Backend):
         out: set[str] = set()
         for entry in entries:
             resolve_path(Path("."), entry["path"])
-            out.add(entry["path"])
+            if entry.get("url") is None:  # data in fsspec storage uses no local path
+                out.add(entry["path"])
         return out
 
     def plain_loader(self, entries: Mapping[str, Mapping[str, Any]]) -> str:
@@ -570,12 +852,14 @@ class ZarrBackend(Backend):
                 }
                 out = {}
                 for key, (path, name, dtype) in arrays.items():
-                    dtype = numpy.dtype(dtype)
+                    dtype = numpy.lib.format.descr_to_dtype(dtype)
                     data = numpy.asarray(zarr.open_array(os.path.join(here, *path.split('/'), name), mode='r')[...])
                     if dtype.kind in 'SU':  # stored as uint8 / uint32 code units on one more axis
                         units = numpy.dtype('u1' if dtype.kind == 'S' else 'u4').newbyteorder(dtype.byteorder)
                         data = numpy.ascontiguousarray(data.astype(units)).view(dtype).reshape(data.shape[:-1])
-                    out[key] = data.astype(dtype)  # big-endian data is stored by value
+                    elif dtype.kind == 'V':  # structured / void: stored as raw bytes
+                        data = numpy.ascontiguousarray(data).view(dtype)
+                    out[key] = data.astype(dtype)  # big-endian data and datetimes are stored by value
                 return out
             _arrays = _load_arrays()
             del _load_arrays
@@ -589,23 +873,41 @@ class ZarrBackend(Backend):
             "    here = os.path.dirname(os.path.abspath(__file__))",
             "    arrays = {  # key: (group relative to the DataSet directory, array, numpy dtype)",
         ]
+        remote = False
         for key, entry in entries.items():
             _, dtype = entry_shape_dtype(entry)
             rel = entry["path"]
             resolve_path(Path("."), rel)
+            if entry.get("url") is not None:  # in fsspec storage: the group's URL
+                rel = _remote.group_location(entry["url"], rel)
+                remote = True
             lines.append(
-                f"        {str(key)!r}: ({str(rel)!r}, {str(entry['key'])!r}, {dtype.str!r}),"
+                f"        {str(key)!r}: ({str(rel)!r}, {str(entry['key'])!r}, "
+                f"{npformat.dtype_to_descr(dtype)!r}),"
             )
         lines += [
             "    }",
             "    out = {}",
             "    for key, (path, name, dtype) in arrays.items():",
-            "        dtype = numpy.dtype(dtype)",
-            "        data = numpy.asarray(zarr.open_array(os.path.join(here, *path.split('/'), name), mode='r')[...])",
+            "        dtype = numpy.lib.format.descr_to_dtype(dtype)",
+            *(
+                [
+                    "        if '://' in path:  # a group in fsspec storage",
+                    "            data = numpy.asarray(zarr.open_array(path + '/' + name, mode='r')[...])",
+                    "        else:",
+                    "            data = numpy.asarray(zarr.open_array(os.path.join(here, *path.split('/'), name), mode='r')[...])",
+                ]
+                if remote
+                else [
+                    "        data = numpy.asarray(zarr.open_array(os.path.join(here, *path.split('/'), name), mode='r')[...])",
+                ]
+            ),
             "        if dtype.kind in 'SU':  # stored as uint8 / uint32 code units on one more axis",
             "            units = numpy.dtype('u1' if dtype.kind == 'S' else 'u4').newbyteorder(dtype.byteorder)",
             "            data = numpy.ascontiguousarray(data.astype(units)).view(dtype).reshape(data.shape[:-1])",
-            "        out[key] = data.astype(dtype)  # big-endian data is stored by value",
+            "        elif dtype.kind == 'V':  # structured / void: stored as raw bytes",
+            "            data = numpy.ascontiguousarray(data).view(dtype)",
+            "        out[key] = data.astype(dtype)  # big-endian data and datetimes are stored by value",
             "    return out",
             "_arrays = _load_arrays()",
             "del _load_arrays",

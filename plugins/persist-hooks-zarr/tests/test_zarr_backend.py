@@ -77,11 +77,28 @@ def test_layout_uses_standard_zarr_dtypes(tmp_path: Path) -> None:
 
 
 def test_unsupported_dtypes_name_npy(tmp_path: Path) -> None:
-    for dt in ("<M8[ns]", "V5", [("a", "<i4")]):
-        with pytest.raises(BackendError, match="npy"):
+    for dt in ("g", "G", [("a", "<i4"), ("b", "g")]):
+        with pytest.raises(BackendError, match="npy") as info:
             ZarrBackend().check_dtype(np.dtype(dt))
+        assert str(np.dtype(dt)) in str(info.value)
     with pytest.raises(BackendError, match="object arrays stay in the Python source"):
         ZarrBackend().write(tmp_path, "g1", {"a": np.empty(2, object)})
+
+
+def test_datetime_and_structured_use_standard_zarr_dtypes(tmp_path: Path) -> None:
+    """datetimes are int64, structured and void data raw bits: any zarr v3 client reads them."""
+    when = np.array(["2020-01-01T00:00:00.123", "NaT"], ">M8[ms]")
+    rec = sample_array([("a", "<i4"), ("s", "U2"), ("t", "<m8[s]")], (3,), seed=5)
+    entries = ZarrBackend().write(tmp_path, "g1", {"when": when, "rec": rec})
+    group = zarr.open_group(tmp_path / "g1.zarr", mode="r")
+    assert group["when"].dtype == np.dtype("i8")
+    assert_identical(group["when"][...].astype(">i8").view(">M8[ms]"), when)
+    assert group["rec"].dtype == np.dtype(f"V{rec.dtype.itemsize}")
+    for key, arr in (("when", when), ("rec", rec)):
+        proxy = ZarrBackend().open(tmp_path, entries[key], mode="a")
+        assert_identical(proxy[1:], arr[1:])
+        proxy.append(arr[:1])
+        assert_identical(proxy[-1:], arr[:1])
 
 
 def test_zarr_is_imported_lazily() -> None:
