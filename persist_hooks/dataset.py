@@ -503,7 +503,7 @@ class DataSet:
         self._init_committed(change)
         with contextlib.suppress(FileNotFoundError):
             (root / f"{name}.py.bak").unlink()
-        shutil.rmtree(root / f"{name}_data", ignore_errors=True)
+        _remove_path(root / f"{name}_data")  # renamed away first: never half-deleted
         for header in remote:
             _delete_remote(root, header)
         if self._durable():
@@ -571,7 +571,7 @@ class DataSet:
                 for victim in (root / f"{item}.py", root / f"{item}.py.bak"):
                     with contextlib.suppress(FileNotFoundError):
                         victim.unlink()
-                shutil.rmtree(root / f"{item}_data", ignore_errors=True)
+                _remove_path(root / f"{item}_data")
                 for header in remote:
                     _delete_remote(root, header)
             shutil.rmtree(root / "__pycache__", ignore_errors=True)
