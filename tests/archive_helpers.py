@@ -266,6 +266,21 @@ def rebuild_reduce_self_tuple(me: tuple[Any, ...]) -> ReduceSelfTuple:
     return obj
 
 
+class HandsOut:
+    """``__reduce__`` hands out containers that only ``holder`` refers to (so the walk
+    has already written them in place when it meets them again here)."""
+
+    def __init__(self, holder: dict[str, Any]) -> None:
+        self.holder = holder
+
+    def __reduce__(self) -> Any:
+        return (rebuild_hands_out, (self.holder["l"], self.holder["d"]))
+
+
+def rebuild_hands_out(items: list[Any], table: dict[str, Any]) -> types.SimpleNamespace:
+    return types.SimpleNamespace(items=items, table=table)
+
+
 class Celsius:
     """A type with no built-in representer, for plugin tests."""
 

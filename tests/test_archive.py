@@ -30,7 +30,9 @@ from archive_helpers import (
     DNode,
     FrozenPoint,
     FrozenSlotPoint,
+    HandsOut,
     Holder,
+    Level,
     Linked,
     Parent,
     Plain,
@@ -38,10 +40,14 @@ from archive_helpers import (
     ReduceSelfTuple,
     SlotPoint,
     Slotted,
+    TaggedFloat,
+    TaggedInt,
+    TaggedStr,
     WithState,
     archive_of,
     assert_same,
     make_local_class,
+    non_finite_floats,
     roundtrip,
     run_python,
 )
@@ -1075,6 +1081,272 @@ def test_single_item_mode(scoped: bool) -> None:
     with pytest.raises(ValueError, match="single_item_mode"):
         b.insert(x=1, y=2)
     assert b.names == []
+
+
+# -- containers written in place (the walk's fast paths) ---------------------------------
+#
+# A list, tuple or dict that only its container refers to is written inside the
+# container's text (one C ``repr`` when that is exact), with a placeholder where
+# it holds other objects.  These tests pin what must not change because of that.
+
+
+def _rows(n: int, shared: Any) -> list[dict[str, Any]]:
+    return [
+        {"i": i, "x": i * 0.25, "s": f"item {i}", "l": [i, i + 1], "t": (i, "a", 1.5), "o": shared}
+        for i in range(n)
+    ]
+
+
+def test_rows_sharing_one_object_are_written_in_place() -> None:
+    shared = Plain(a=1, b=[1, 2])
+    a = archive_of(False, data=_rows(2, shared))
+    assert str(a).splitlines()[-2] == (
+        "data = [{'i': 0, 'x': 0.0, 's': 'item 0', 'l': [0, 1], 't': (0, 'a', 1.5), 'o': _g0}, "
+        "{'i': 1, 'x': 0.25, 's': 'item 1', 'l': [1, 2], 't': (1, 'a', 1.5), 'o': _g0}]"
+    )
+    for scoped in FORMATS:
+        out = roundtrip(scoped, data=_rows(3, shared))
+        assert out["data"][0]["o"] is out["data"][2]["o"]
+
+
+EDGE_LITERALS: list[Any] = [
+    *non_finite_floats(),
+    10**5000,
+    -(10**4000),
+    2**12000,
+    10**3611,
+    -(2**64),
+    1 + 2j,
+    complex(math.nan, -0.0),
+    True,
+    False,
+    None,
+    b"\x00\xff",
+    "\x00",
+    "nan",
+    "inf",
+    "info -inf",
+    "'\"\\",
+    "\u2028\ud800",
+]
+
+
+@fmt
+@pytest.mark.parametrize("value", EDGE_LITERALS, ids=[f"{type(v).__name__}{i}" for i, v in enumerate(EDGE_LITERALS)])
+def test_literal_edge_cases_in_rows(scoped: bool, value: Any) -> None:
+    shared = Plain(a=1, b=2)
+    rows = [
+        {"v": value, "l": [value], "t": (value, 0.5), "d": {"k": value}, "o": shared},
+        [value, [value, 1], (value,), shared],
+        (value, shared),
+        {"v": value, "l": [value], "d": {"k": value}},  # literals only
+    ]
+    roundtrip(scoped, rows=rows)
+
+
+@fmt
+def test_subclasses_and_key_kinds_in_rows(scoped: bool) -> None:
+    shared = Plain(a=1, b=2)
+    rows = [
+        {
+            "s": AttrList([1]),
+            "d": AttrDict({"a": 1}),
+            "i": Color.RED,
+            "t": PointNT(1, 2),
+            "l": [Color.GREEN, 1, Level.HIGH],
+            "str": TaggedStr("x"),
+            "int": TaggedInt(3),
+            "float": TaggedFloat(0.5),
+            "in": [TaggedStr("y"), (TaggedInt(4),), {"f": TaggedFloat(-0.0)}],
+            TaggedStr("key"): 6,
+            TaggedInt(7): 7,
+            True: 1,
+            2: "int key",
+            None: 3,
+            1.5: 4,
+            b"k": 5,
+            (1, 2): "tuple key",
+            frozenset({1}): "frozenset key",
+            shared: "object key",
+            "o": shared,
+        }
+    ]
+    out = roundtrip(scoped, rows=rows)  # strict: types, order of keys, identities
+    assert [type(k) for k in out["rows"][0]] == [type(k) for k in rows[0]]
+
+
+@fmt
+def test_shared_literal_containers_inside_rows_stay_shared(scoped: bool) -> None:
+    shared_list = [1, 2]
+    shared_tuple = (3.5, "x")
+    shared_dict = {"k": 1}
+    rows = [
+        {"a": shared_list, "t": shared_tuple},
+        {"b": shared_list, "d": shared_dict},
+        [shared_list, shared_dict, shared_tuple],
+        (shared_list,),
+        {"d": shared_dict, "o": Plain(a=shared_tuple, b=None)},
+    ]
+    roundtrip(scoped, rows=rows)
+
+
+@fmt
+def test_cycles_through_containers_written_in_place(scoped: bool) -> None:
+    lst: list[Any] = []
+    lst.append({"me": lst, "x": [1]})
+    lst.append((lst, 2))
+    parent = Plain(a=None, b=None)
+    parent.a = [{"parent": parent, "v": 1.5}]
+    holder: list[Any] = []
+    tup = (holder,)
+    holder.append({"t": tup})
+    inner: list[Any] = []
+    outer = ({"l": inner},)
+    inner.append(outer)
+    roundtrip(scoped, lst=lst, parent=parent, tup=tup, outer=outer)
+
+
+@fmt
+def test_object_waiting_for_two_rebuilt_tuples(scoped: bool) -> None:
+    """Regression (fixed bug): an instance's state waiting for two tuples rebuilt re-entrantly
+    was completed after the inner one only, so it read the outer one before it existed."""
+    first, second = Plain(a=None, b=None), Plain(a=None, b=None)
+    inner = (first, second)
+    outer = (inner,)
+    first.link0 = outer
+    second.link1 = outer
+    second.link2 = inner
+    roundtrip(scoped, v=[outer])
+    roundtrip(scoped, v=[outer], inner=inner, first=first, second=second)
+
+
+@fmt
+def test_tuple_rebuild_needing_a_tuple_already_being_rebuilt(scoped: bool) -> None:
+    """Regression (found by the hypothesis round trips): the graph is buildable (create both
+    instances, build the tuples, then fill the instances), but the depth-first ordering
+    rebuilds ``outer`` re-entrantly, which then needs ``inner``, itself being rebuilt further
+    down the stack; the event schedule (``emit._order_by_events``) orders it instead."""
+    first, second = Plain(a=None, b=None), Plain(a=None, b=None)
+    inner = (first, second)
+    outer = (inner,)
+    first.link0 = inner
+    second.link1 = outer
+    roundtrip(scoped, v=[outer])
+    roundtrip(scoped, v=[outer], first=first, inner=inner)
+
+
+PATTERNS = [
+    (a, b, c, d)
+    for a in ("inner", "outer", "first", "none")
+    for b in ("inner", "outer", "second", "none")
+    for c in ("inner", "outer", "none")
+    for d in ("list", "tuple", "dict")
+]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=["-".join(p) for p in PATTERNS])
+def test_instances_and_nested_tuples_in_every_link_pattern(pattern: tuple[str, ...]) -> None:
+    """Every way two instances can point into two nested tuples holding them (and a third
+    link from the outer container) is built, in both formats."""
+    first, second = Plain(a=None, b=None), Plain(a=None, b=None)
+    inner = (first, second)
+    outer = (inner, first)
+    objs = {"first": first, "second": second, "inner": inner, "outer": outer, "none": None}
+    first.link = objs[pattern[0]]
+    second.link = objs[pattern[1]]
+    second.back = objs[pattern[2]]
+    top: Any = {"list": [outer], "tuple": (outer,), "dict": {"o": outer}}[pattern[3]]
+    for scoped in (True, False):
+        roundtrip(scoped, v=top)
+        roundtrip(scoped, v=top, s=second)
+
+
+@fmt
+def test_deep_nesting_of_containers_written_in_place(scoped: bool) -> None:
+    deep: Any = Plain(a=1, b=2)
+    for i in range(400):
+        deep = [{"x": deep, "i": i}] if i % 2 else ({"y": deep},)
+    roundtrip(scoped, deep=deep)
+
+
+@fmt
+def test_big_containers_inside_rows(scoped: bool) -> None:
+    shared = Plain(a=1, b=2)
+    rows = [
+        {"big": list(range(2500)), "o": shared},
+        {"bigd": {str(i): float(i) for i in range(1500)}, "o": shared},
+        [tuple(range(1200)), shared],
+    ]
+    roundtrip(scoped, rows=rows)
+
+
+@fmt
+def test_containers_written_in_place_shared_by_later_inserts(scoped: bool) -> None:
+    shared = Plain(a=1, b=2)
+    rows = _rows(3, shared)
+    a = ph.Archive(scoped=scoped)
+    a.insert(rows=rows)
+    a.insert(row=rows[1], items=rows[0]["l"], pair=rows[0]["t"])
+    a.insert(items2=rows[2]["l"])
+    a.insert(row2=rows[2])
+    src = str(a)
+    out = ph.restore(src)
+    assert out["row"] is out["rows"][1], src
+    assert out["items"] is out["rows"][0]["l"] and out["pair"] is out["rows"][0]["t"], src
+    assert out["items2"] is out["rows"][2]["l"] and out["row2"] is out["rows"][2], src
+    assert_same({"rows": rows}, {"rows": out["rows"]}, src)
+
+
+@fmt
+def test_containers_written_in_place_keep_their_state_at_insert(scoped: bool) -> None:
+    rows = [{"l": [1, 2], "o": Plain(a=1, b=2)}]
+    a = ph.Archive(scoped=scoped)
+    a.insert(rows=rows)
+    rows[0]["l"].append(Plain(a=3, b=4))
+    rows[0]["new"] = 5
+    a.insert(items=rows[0]["l"], row=rows[0])
+    out = ph.restore(str(a))
+    assert out["items"] is out["rows"][0]["l"] and out["items"] == [1, 2]
+    assert out["row"] is out["rows"][0] and list(out["row"]) == ["l", "o"]
+
+
+@fmt
+def test_failed_insert_undoes_upgrades_of_containers_written_in_place(scoped: bool) -> None:
+    shared = Plain(a=1, b=2)
+    rows = [{"l": [1, 2], "o": shared}, {"x": 1, "o": shared}]
+    a = archive_of(scoped, rows=rows)
+    before = str(a)
+    with pytest.raises(ph.UnrepresentableError):
+        a.insert(bad=[rows[0]["l"], rows[1], rows[0], shared, threading.Lock()])
+    assert str(a) == before
+    a.insert(ok=[rows[1], rows[0]["l"]])
+    out = ph.restore(str(a))
+    assert out["ok"][0] is out["rows"][1] and out["ok"][1] is out["rows"][0]["l"]
+    assert out["rows"][0]["o"] is out["rows"][1]["o"]
+
+
+@fmt
+def test_error_paths_inside_containers_written_in_place(scoped: bool) -> None:
+    a = ph.Archive(scoped=scoped)
+    with pytest.raises(ph.UnrepresentableError) as info:
+        a.insert(b=[1, {"k": [threading.Lock()], "o": Plain(a=1, b=2)}])
+    assert info.value.path == "b[1]['k'][0]"
+    with pytest.raises(ph.UnrepresentableError) as info:
+        a.insert(c=[{"h": Plain(a=threading.Lock(), b=1)}])
+    assert info.value.path == "c[0]['h'].a"
+    with pytest.raises(ph.UnrepresentableError) as info:
+        a.insert(d=[(1, threading.Lock())])
+    assert info.value.path == "d[0][1]"
+    assert str(a) == ""
+
+
+@fmt
+def test_representer_handing_out_containers_written_in_place(scoped: bool) -> None:
+    holder = {"l": [1, 2], "d": {"a": 1}, "o": Plain(a=1, b=2)}
+    top = [[holder], HandsOut(holder)]
+    src = str(archive_of(scoped, top=top))
+    out = ph.restore(src)["top"]
+    assert out[1].items is out[0][0]["l"] and out[1].table is out[0][0]["d"], src
 
 
 # -- readability of the flat format -------------------------------------------------------

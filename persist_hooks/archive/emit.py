@@ -37,84 +37,219 @@ _IN, _DONE = 1, 2
 def order(roots: list[Node], stmts: list[Any]) -> None:
     """Append ``(op, node)`` statements building ``roots`` (and what they need) to ``stmts``.
 
-    Raises :class:`UnbuildableCycleError` naming the cycle when it runs only
-    through objects that cannot be built in two phases.
+    The depth-first pass below closes cycles where it meets them; where its
+    local decisions paint it into a corner (a tuple rebuilt re-entrantly that
+    needs another tuple already being rebuilt), :func:`_order_by_events`
+    orders the same nodes again by a global schedule.  Raises
+    :class:`UnbuildableCycleError` naming the cycle when it runs only through
+    objects that cannot be built in two phases.
     """
     for root in roots:
         if root.state == _DONE:
             continue
-        root.state = _IN
-        stack: list[list[Any]] = [[root, 0, False]]
-        while stack:
-            frame = stack[-1]
-            node: Node = frame[0]
-            i: int = frame[1]
+        mark = len(stmts)
+        try:
+            _order_depth_first(root, stmts)
+        except UnbuildableCycleError as exc:
+            touched = [entry[1] for entry in stmts[mark:] if entry is not None]
+            del stmts[mark:]
+            _order_by_events(root, touched, stmts, exc)
+
+
+def _order_by_events(
+    root: Node, touched: list[Node], stmts: list[Any], error: UnbuildableCycleError
+) -> None:
+    """Order what ``root`` needs as a schedule of events, splitting where needed.
+
+    Each node not built yet becomes events: ``new`` and ``fill`` for one that
+    can be built in two phases, ``build`` for one that cannot.  Every step of
+    a representation (``new``, ``fill``, ``build``) needs its arguments
+    *complete* (it may copy their contents, as ``__dict__.update(state)``
+    does; through tuples and frozensets, their elements too); a display and
+    its ``fill`` need their parts only to *exist*.  A
+    depth-first walk over these requirements gives the order; a ``new``
+    directly followed by its ``fill`` is one ``build``.  A cycle among events
+    is a truly unbuildable graph: ``error`` is raised.
+    """
+    for node in touched:  # undo what the depth-first pass decided
+        node.state, node.split, node.slot, node.reent, node.wait = 0, False, -1, False, None
+        node.waiters = []
+    nodes: list[Node] = []
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if node.state == _DONE or id(node) in seen:
+            continue
+        seen.add(id(node))
+        node.state, node.split, node.slot, node.reent, node.wait = 0, False, -1, False, None
+        node.waiters = []
+        nodes.append(node)
+        todo.extend(reversed(node.deps))
+
+    def exists(node: Node) -> list[tuple[int, Node]]:
+        if node.state == _DONE:
+            return []
+        return [(_NEW if node.splittable else _BUILD, node)]
+
+    def complete(node: Node, out: list[tuple[int, Node]], seen_deep: set[int]) -> None:
+        if node.state == _DONE or id(node) in seen_deep:
+            return
+        seen_deep.add(id(node))
+        if node.splittable:
+            out.append((_FILL, node))
+            return
+        out.append((_BUILD, node))
+        if node.kind in (K_TUPLE, K_FROZENSET):
+            for dep in node.deps:
+                complete(dep, out, seen_deep)
+
+    def needs(op: int, node: Node) -> list[tuple[int, Node]]:
+        out: list[tuple[int, Node]] = [(_NEW, node)] if op == _FILL else []
+        if op == _FILL:
+            deps = node.deps[node.n_new :]
+        elif op == _NEW:
+            deps = node.deps[: node.n_new]
+        else:
             deps = node.deps
-            if i == node.n_new and node.splittable and node.slot < 0 and not frame[2]:
-                node.slot = len(stmts)
-                stmts.append(None)
-            if i < len(deps):
-                frame[1] = i + 1
-                child = deps[i]
-                state = child.state
-                if state == _DONE or child.split:
+        if node.kind == K_REP:
+            seen_deep: set[int] = set()
+            for dep in deps:
+                complete(dep, out, seen_deep)
+        else:
+            for dep in deps:
+                out += exists(dep)
+        return out
+
+    events: list[tuple[int, Node]] = []
+    state: dict[tuple[int, int], int] = {}  # (op, id): 1 in progress, 2 done
+    for node in nodes:
+        goal = (_FILL if node.splittable else _BUILD, node)
+        if state.get((goal[0], id(node))) == 2:
+            continue
+        stack: list[tuple[tuple[int, Node], list[tuple[int, Node]], int]] = [
+            (goal, needs(*goal), 0)
+        ]
+        state[(goal[0], id(node))] = 1
+        while stack:
+            event, required, i = stack[-1]
+            if i < len(required):
+                stack[-1] = (event, required, i + 1)
+                child = required[i]
+                key = (child[0], id(child[1]))
+                mark = state.get(key)
+                if mark == 2:
                     continue
-                if state == 0:
-                    for grand in child.deps:
-                        if grand.state != _DONE and not grand.split:
-                            break
-                    else:
-                        # everything it needs exists already: no cycle can pass through
-                        # it, so it is built at once (no frame, no slot for `new`)
-                        stmts.append((_BUILD, child))
-                        child.state = _DONE
-                        continue
-                    child.state = _IN
-                    stack.append([child, 0, False])
-                    continue
-                # the child is in progress: a reference cycle
-                if child.splittable and child.slot >= 0:
-                    child.split = True
-                    stmts[child.slot] = (_NEW, child)
-                    continue
-                if not child.reent:
-                    child.reent = True
-                    stack.append([child, 0, True])
-                    continue
-                # The child is already being rebuilt further down the stack.  This node
-                # must exist before the child, so it is split and completed after it.
-                # Its ancestors up to the rebuild are built before the child too: a
-                # display only refers to its elements, but a representation may copy
-                # an argument's contents, so those are split and wait as well.
-                chain: list[Node] = []
-                for depth, above in enumerate(reversed(stack)):
-                    held = above[0]
-                    if held is child and above[2]:
-                        break
-                    if depth and held.kind != K_REP:
-                        continue
-                    if above[2] or not held.splittable or held.slot < 0:
-                        raise _cycle_error(child, stack)
-                    chain.append(held)
-                for waiting in chain:
-                    if not waiting.split:
-                        waiting.split = True
-                        stmts[waiting.slot] = (_NEW, waiting)
-                    waiting.wait = child
+                if mark == 1:
+                    raise error  # a cycle among events: no order exists
+                state[key] = 1
+                stack.append((child, needs(*child), 0))
                 continue
             stack.pop()
-            if frame[2]:
+            state[(event[0], id(event[1]))] = 2
+            events.append(event)
+    for i, (op, node) in enumerate(events):
+        if op == _NEW:
+            nxt = events[i + 1] if i + 1 < len(events) else None
+            if nxt is not None and nxt[0] == _FILL and nxt[1] is node:
                 stmts.append((_BUILD, node))
-                node.state = _DONE
-                _release(node, stmts)
-            elif node.state != _DONE:
-                waits = node.wait
-                node.state = _DONE
-                if waits is not None and waits.state != _DONE:
-                    waits.waiters.append(node)  # its fill follows the node it needs
+                continue
+            node.split = True
+            stmts.append((_NEW, node))
+        elif op == _FILL and node.split:
+            stmts.append((_FILL, node))
+        elif op == _BUILD:
+            stmts.append((_BUILD, node))
+        node.state = _DONE if op != _NEW else node.state
+
+
+def _order_depth_first(root: Node, stmts: list[Any]) -> None:
+    """The depth-first pass of :func:`order` for one root (see the module docstring)."""
+    root.state = _IN
+    stack: list[list[Any]] = [[root, 0, False]]
+    while stack:
+        frame = stack[-1]
+        node: Node = frame[0]
+        i: int = frame[1]
+        deps = node.deps
+        if i == node.n_new and node.splittable and node.slot < 0 and not frame[2]:
+            node.slot = len(stmts)
+            stmts.append(None)
+        if i < len(deps):
+            frame[1] = i + 1
+            child = deps[i]
+            state = child.state
+            if state == _DONE or child.split:
+                continue
+            if state == 0:
+                for grand in child.deps:
+                    if grand.state != _DONE and not grand.split:
+                        break
                 else:
-                    stmts.append((_FILL if node.split else _BUILD, node))
-                    _release(node, stmts)
+                    # everything it needs exists already: no cycle can pass through
+                    # it, so it is built at once (no frame, no slot for `new`)
+                    stmts.append((_BUILD, child))
+                    child.state = _DONE
+                    continue
+                child.state = _IN
+                stack.append([child, 0, False])
+                continue
+            # the child is in progress: a reference cycle
+            if child.splittable and child.slot >= 0:
+                child.split = True
+                stmts[child.slot] = (_NEW, child)
+                continue
+            if not child.reent:
+                child.reent = True
+                stack.append([child, 0, True])
+                continue
+            # The child is already being rebuilt further down the stack.  This node
+            # must exist before the child, so it is split and completed after it.
+            # Its ancestors up to the rebuild are built before the child too: a
+            # display only refers to its elements, but a representation may copy
+            # an argument's contents, so those are split and wait as well.
+            chain: list[Node] = []
+            for depth, above in enumerate(reversed(stack)):
+                held = above[0]
+                if held is child and above[2]:
+                    break
+                if depth and held.kind != K_REP:
+                    continue
+                if above[2] or not held.splittable or held.slot < 0:
+                    raise _cycle_error(child, stack)
+                chain.append(held)
+            rebuilt_at = _rebuild_index(stack, child)
+            for waiting in chain:
+                if not waiting.split:
+                    waiting.split = True
+                    stmts[waiting.slot] = (_NEW, waiting)
+                # it may already wait for another rebuild: keep the one that completes
+                # last (the deeper on the stack), so both exist when it is completed
+                if waiting.wait is None or _rebuild_index(stack, waiting.wait) > rebuilt_at:
+                    waiting.wait = child
+            continue
+        stack.pop()
+        if frame[2]:
+            stmts.append((_BUILD, node))
+            node.state = _DONE
+            _release(node, stmts)
+        elif node.state != _DONE:
+            waits = node.wait
+            node.state = _DONE
+            if waits is not None and waits.state != _DONE:
+                waits.waiters.append(node)  # its fill follows the node it needs
+            else:
+                stmts.append((_FILL if node.split else _BUILD, node))
+                _release(node, stmts)
+
+
+def _rebuild_index(stack: list[list[Any]], node: Node) -> int:
+    """Position of ``node``'s re-entrant rebuild on the stack (-1: not being rebuilt)."""
+    for i in range(len(stack) - 1, -1, -1):
+        frame = stack[i]
+        if frame[0] is node and frame[2]:
+            return i
+    return -1
 
 
 def _release(node: Node, stmts: list[Any]) -> None:
@@ -188,6 +323,8 @@ class Emitter:
     def ref(part: Any) -> str:
         if part.__class__ is str:
             return part
+        if part.__class__ is list:
+            return _inline_text(part)
         return part.name if part.name is not None else part.text  # type: ignore[no-any-return]
 
     @staticmethod
@@ -225,6 +362,9 @@ class Emitter:
 
     def statement(self, entry: Any) -> None:
         op, node = entry
+        if node.pre is not None and op != _NEW:
+            for early in node.pre:  # inline containers a later insert shares: named first
+                self._build(early)
         if op == _BUILD:
             self._build(node)
         elif op == _NEW:
@@ -246,7 +386,10 @@ class Emitter:
         for part in node.deps:
             if part.name is None and part.depth > depth:
                 depth = part.depth
-        node.depth = depth + 1
+        if node.framed:  # inline containers count as the inlined nodes they stand for
+            depth = _framed_depth(node.parts) if depth else 1
+        # a display of literals only counts as nothing, like the text written in place
+        node.depth = depth + 1 if node.deps or node.kind == K_REP else 0
         kind = node.kind
         if kind == K_REP:
             self._build_rep(node)
@@ -254,10 +397,7 @@ class Emitter:
         if node.text is not None:
             text = node.text
         elif len(node.parts) <= CHUNK or (kind == K_DICT and len(node.parts) <= 2 * CHUNK):
-            refs = [
-                p if p.__class__ is str else (p.name if p.name is not None else p.text)
-                for p in node.parts
-            ]  # Emitter.ref, inlined: this is the formatter's hot loop
+            refs = _refs(node.parts)
             text = _display(kind, refs)
         else:
             self._build_chunked(node)
@@ -272,7 +412,7 @@ class Emitter:
         name = self._target(node)
         kind = node.kind
         step = 2 * CHUNK if kind == K_DICT else CHUNK
-        refs = [self.ref(p) for p in node.parts]
+        refs = _refs(node.parts)
         chunks = [refs[i : i + step] for i in range(0, len(refs), step)]
         base = {K_TUPLE: K_LIST, K_FROZENSET: K_SET}.get(kind, kind)
         self.lines.append(f"{name} = {_display(base, chunks[0])}")
@@ -306,7 +446,7 @@ class Emitter:
             assert node.fill_tmpl is not None
             self._fill_stmt(node, name)
             return
-        refs = [self.ref(p) for p in node.parts]
+        refs = _refs(node.parts)
         if kind == K_LIST:
             for i in range(0, len(refs), CHUNK):
                 self.lines.append(f"{name}.extend({_display(K_LIST, refs[i:i + CHUNK])})")
@@ -413,6 +553,49 @@ class Emitter:
             parts = [name if name == bound else f"{name} as {bound}" for name, bound in names]
             out.append(f"from {module} import {', '.join(parts)}")
         return out
+
+
+def _inline_text(pieces: list[Any]) -> str:
+    """The text of an inline container: its text pieces joined with its nodes' references."""
+    return "".join([p if p.__class__ is str else (p.name if p.name is not None else p.text) for p in pieces])
+
+
+def _framed_depth(parts: list[Any]) -> int:
+    """How deeply inline texts nest in ``parts``, an inline container counting as one level.
+
+    (What it would count as an inlined node of its own.)
+    """
+    depth = 0
+    for p in parts:
+        if p.__class__ is list:
+            inner = 0
+            for q in p:
+                if q.__class__ is not str and q.name is None and q.depth > inner:
+                    inner = q.depth
+            if inner + 1 > depth:
+                depth = inner + 1
+        elif p.__class__ is not str and p.name is None and p.depth > depth:
+            depth = p.depth
+    return depth
+
+
+def _refs(parts: list[Any]) -> list[str]:
+    """:meth:`Emitter.ref` of each part: the formatter's hot loop."""
+    out: list[str] = []
+    append = out.append
+    for p in parts:
+        cls = p.__class__
+        if cls is str:
+            append(p)
+        elif cls is list:
+            if len(p) == 3:  # an inline container holding one node
+                n = p[1]
+                append(p[0] + (n.name if n.name is not None else n.text) + p[2])
+            else:
+                append(_inline_text(p))
+        else:
+            append(p.name if p.name is not None else p.text)
+    return out
 
 
 def _count(uses: dict[str, int], tmpl: Template | None) -> None:

@@ -8,6 +8,12 @@ every other object is represented through the plugin registry (exact type,
 then MRO, cached per type), its ``__persist_rep__`` method, or last the
 ``__reduce_ex__`` protocol.  The walk is iterative, so deep structures do not
 hit the recursion limit.
+
+A list, tuple or dict that only its container refers to (its reference count
+shows it) gets no node: it is written in place, as text (one C ``repr`` where
+that is exact) with the nodes it holds in between (see ``Walker._inline``).
+It keeps a memo entry, so meeting it again (a later insert, a representer's
+output) turns it into a node after all.
 """
 
 from __future__ import annotations
@@ -129,6 +135,43 @@ def _leaf_text(v: Any, t: type) -> str | None:
     return "(" + parts[0] + ",)" if len(parts) == 1 else "(" + ", ".join(parts) + ")"
 
 
+_REPR_EXACT = frozenset({str, int, float, bool, type(None), bytes})
+"""Types whose C ``repr`` is their exact source (floats: when finite; ints: when short)."""
+_HOLE_TEXT = "\x00"
+"""The repr of :data:`_HOLE`: never in the repr of a str or bytes (it escapes it), nor of a number."""
+_REPR_MAX = 3000
+"""Longer texts take the exact slow path (they might hold an int too big for ``repr``)."""
+
+
+def _atoms_text(v: Any, t: type) -> str | None:
+    """:func:`_leaf_text`, using the C ``repr`` of the whole container when that is exact.
+
+    ``repr`` of a list, tuple or dict whose elements (and keys) are exactly
+    ``str``, ``int``, ``float``, ``bool``, ``None`` or ``bytes`` is the source
+    :func:`_leaf_text` writes, except for nan/inf (``'nan'``/``'inf'`` in the
+    text) and ints beyond the digit limit (a long text): those, and anything
+    else, take the exact element-by-element path.
+    """
+    if len(v) > CHUNK:
+        return None
+    exact = _REPR_EXACT
+    if t is dict:
+        for k, x in v.items():
+            if type(k) not in exact or type(x) not in exact:
+                return _leaf_dict_text(v)
+    else:
+        for x in v:
+            if type(x) not in exact:
+                return _leaf_text(v, t)
+    try:
+        text = repr(v)
+    except ValueError:  # an int over the interpreter's str digit limit
+        return _leaf_text(v, t)
+    if len(text) > _REPR_MAX or "nan" in text or "inf" in text:
+        return _leaf_text(v, t)
+    return text
+
+
 def _leaf_dict_text(v: dict[Any, Any]) -> str | None:
     parts: list[str] = []
     append = parts.append
@@ -153,6 +196,38 @@ def _leaf_dict_text(v: dict[Any, Any]) -> str | None:
 
 
 _LEAF_KINDS: dict[type, int] = {list: K_LIST, tuple: K_TUPLE, dict: K_DICT}
+
+class _Hole:
+    """Stands for a node in the copy of an inline container that is given to ``repr``."""
+
+    __slots__ = ()
+    __repr__ = staticmethod(_HOLE_TEXT.__str__)  # called without arguments: the C repr stays C
+
+
+_HOLE = _Hole()
+
+
+def _plain_numbers(v: Any, leaves: list[Any]) -> bool:
+    """Tell whether the floats in ``v`` and ``leaves`` are finite and their ints not huge.
+
+    (Their ``repr`` is then their exact source text.)
+    """
+    for c in (v, *leaves):
+        for y in [y for kv in c.items() for y in kv] if type(c) is dict else c:
+            ty = type(y)
+            if ty is float:
+                if not math.isfinite(y):
+                    return False
+            elif ty is int and y.bit_length() >= _HUGE_INT_BITS:
+                return False
+    return True
+
+
+_NONE: list[Any] = []
+"""No leaves (shared, never modified)."""
+
+_IN = object()
+"""First item of the access of a node met inside an inline container: ``(_IN, outer, inner)``."""
 
 
 def _refcount_baselines() -> tuple[int, int]:
@@ -184,6 +259,13 @@ class Node:
     ``parts`` are the object's children as source text (literals) or nodes, in
     the order the emitter uses them; ``deps`` the nodes among them (for a Rep:
     the ones its ``new``/construction needs come first, ``n_new`` of them).
+    A part of a list, set or dict node may also be an *inline* container: a
+    list, tuple or dict referenced by nothing but this node, written in place
+    as a ``list`` of display text pieces alternating with the nodes it holds
+    (``["{'k': 1, 'o': ", node, "}"]``); its nodes are among ``deps`` and
+    ``framed`` is set.  ``pre`` lists nodes made, after this one was ordered,
+    of inline containers met again by a later insert: they are built right
+    before it.
     """
 
     __slots__ = (
@@ -193,6 +275,7 @@ class Node:
         "deps",
         "depth",
         "fill_tmpl",
+        "framed",
         "imports",
         "kind",
         "n_new",
@@ -202,6 +285,7 @@ class Node:
         "obj",
         "parent",
         "parts",
+        "pre",
         "reent",
         "refs",
         "slot",
@@ -240,6 +324,8 @@ class Node:
         self.reent = False
         self.wait: Node | None = None
         self.waiters: list[Node] = []
+        self.framed = False
+        self.pre: list[Node] | None = None
 
     def path(self, root_names: dict[int, str] | None = None) -> str:
         """The object's path in the graph, e.g. ``b[1]['k'].handle``."""
@@ -255,7 +341,18 @@ class Node:
         return "".join(reversed(parts))
 
 
+Entry = tuple[Any, Node, int, Any, Any, Any]
+"""The memo entry of a container written in place: ``(obj, owner, index, text, inside, contents)``."""
+Written = tuple[Any, Node, int, Any, Any, list[Any], list[Any]]
+"""Entries queued by a walk (see ``Walker.written``)."""
+
+
 def _access_text(parent: Node, access: object) -> str:
+    if isinstance(access, tuple) and len(access) == 3 and access[0] is _IN:
+        _, outer, inner = access  # inside an inline container of ``parent``
+        if isinstance(inner, tuple) and inner and inner[0] == "key":
+            return f"{_access_text(parent, outer)}<key {inner[1]!r}>"
+        return f"{_access_text(parent, outer)}[{inner!r}]"
     if parent.kind == K_REP and access == "state":
         return ""  # an instance's state dict: its keys read as attributes
     if parent.kind == K_REP and isinstance(access, str):
@@ -334,11 +431,23 @@ class Walker:
         self._new_arrays: list[str] = []
         self._pending: list[Node] = []
         self.free_names: set[str] = set()
-        # leaf containers (literals only) are kept as text with a tuple memo entry
-        # ``(obj, parent, index, text)`` until a second reference upgrades them to a Node
-        self.memo_leaf: dict[int, tuple[Any, Node, int, str]] = {}
+        # Containers written in place (literal-only leaves and inline containers) have
+        # no node, only a memo entry ``(obj, owner, index, text, inside, contents)``:
+        # they are ``owner.parts[index]`` (``text``: a str, or an inline container's
+        # pieces), or sit in the inline container ``inside`` there (``text`` may then
+        # be None).  ``contents`` is None for a plain leaf, else a snapshot of the
+        # elements as walked.  A second reference to one upgrades it to a node.
+        self.memo_leaf: dict[int, Entry] = {}
+        # Entries of containers only their owner referred to are indexed lazily: such a
+        # container is met again only by a later insert (``begin`` indexes them) or
+        # through a representer's output, where the lookup indexes them first when
+        # they could match (a list, tuple or dict of one of ``written_lens``).  Queued
+        # as ``(obj, owner, index, text, contents, leaves, copies)``: ``leaves`` are
+        # the literal-only containers written inside ``obj``, ``copies`` their contents.
+        self.written: list[Written] = []
+        self.written_lens: set[int] = set()
         self.prelude: list[Node] = []
-        self._upgrades: list[tuple[Node, tuple[Any, Node, int, str], str | None]] = []
+        self._upgrades: list[tuple[Node, Entry, str | None, list[tuple[int, Entry]]]] = []
         self._leaf_ok: bool | None = None
         self._free_before: set[str] = set()
 
@@ -346,6 +455,7 @@ class Walker:
 
     def begin(self) -> None:
         self.commit()
+        self._index_written()
         self._free_before = set(self.free_names)
         if self._leaf_ok is None:
             self._leaf_ok = all(
@@ -360,31 +470,57 @@ class Walker:
 
     def rollback(self) -> None:
         memo = self.memo
+        memo_leaf = self.memo_leaf
+        # upgrades first: the inline containers they turned into nodes go back into
+        # their owners' parts, so the references inside them are undone below
+        for node, entry, owner_text, repointed in reversed(self._upgrades):
+            obj, owner, index, text, _, _ = entry
+            memo.pop(id(obj), None)
+            memo_leaf[id(obj)] = entry
+            for leaf_key, old in repointed:
+                memo_leaf[leaf_key] = old
+            owner.parts[index] = text
+            owner.deps.remove(node)
+            owner.text = owner.base_text = owner_text
+            if node in self.prelude:
+                self.prelude.remove(node)
+            if owner.pre is not None and node in owner.pre:
+                owner.pre.remove(node)
         created = {id(node) for node in self._created}
         for node in self._created:
             memo.pop(id(node.obj), None)
             for part in node.parts:  # references the failed walk added to older nodes
-                if part.__class__ is Node and id(part) not in created:
-                    part.refs -= 1
+                if part.__class__ is Node:
+                    if id(part) not in created:
+                        part.refs -= 1
+                elif part.__class__ is list:
+                    for inner in part:
+                        if inner.__class__ is Node and id(inner) not in created:
+                            inner.refs -= 1
         for node in self._bumped:  # root-level references
             node.refs -= 1
         for key in self._new_arrays:
             arr = self.arrays.pop(key)
             self.array_keys.pop(id(arr), None)
-        for node, entry, parent_text in reversed(self._upgrades):
-            _, parent, index, text = entry
-            memo.pop(id(node.obj), None)
-            self.memo_leaf[id(node.obj)] = entry
-            parent.parts[index] = text
-            parent.deps.remove(node)
-            parent.text = parent.base_text = parent_text
-            if node in self.prelude:
-                self.prelude.remove(node)
-        for leaf_id in [k for k, e in self.memo_leaf.items() if id(e[1]) in created]:
-            del self.memo_leaf[leaf_id]  # leaves met while scanning the discarded nodes
+        for leaf_id in [k for k, e in memo_leaf.items() if id(e[1]) in created]:
+            del memo_leaf[leaf_id]  # containers met while scanning the discarded nodes
         self.free_names = self._free_before
         self._pending = []
+        self.written.clear()  # all made by the failed walk (``_index_written`` ran in ``begin``)
+        self.written_lens.clear()
         self.commit()
+
+    def _index_written(self) -> None:
+        """Move the queued entries of containers written in place into :attr:`memo_leaf`."""
+        written = self.written  # cleared in place: the scans hold it
+        if written:
+            memo_leaf = self.memo_leaf
+            for obj, owner, index, text, contents, leaves, copies in written:
+                memo_leaf[id(obj)] = (obj, owner, index, text, None, contents)
+                for x, c in zip(leaves, copies, strict=True):
+                    memo_leaf[id(x)] = (x, owner, index, None, obj, c)
+            written.clear()
+            self.written_lens.clear()
 
     # -- walking ------------------------------------------------------------------
 
@@ -405,6 +541,8 @@ class Walker:
         if f is not None:
             return f(v)
         node = self.memo.get(id(v))
+        if node is None and self.written and type(v) in _LEAF_KINDS and len(v) in self.written_lens:  # type: ignore[arg-type]
+            self._index_written()
         if node is None and self.memo_leaf:
             leaf = self.memo_leaf.get(id(v))
             if leaf is not None:
@@ -420,34 +558,69 @@ class Walker:
         self._pending.append(node)
         return node
 
-    def _upgrade(self, entry: tuple[Any, Node, int, str]) -> Node:
-        """A leaf met a second time: give it a node and point its first parent at it."""
-        obj, parent, index, text = entry
-        node = Node(obj, parent, index)
-        node.kind = _LEAF_KINDS[type(obj)]
-        node.text = node.base_text = text
-        node.splittable = node.kind != K_TUPLE
+    def _upgrade(self, entry: Entry) -> Node:
+        """A container written in place met a second time: give it a node and point its owner at it."""
+        if entry[4] is not None:  # it sits in an inline container: that one becomes a node first
+            self._upgrade(self.memo_leaf[id(entry[4])])
+            entry = self.memo_leaf[id(entry[0])]
+        obj, owner, index, text, _, contents = entry
+        node = Node(obj, owner, index)
+        kind = node.kind = _LEAF_KINDS[type(obj)]
+        node.splittable = kind != K_TUPLE
+        repointed = [] if contents is None else self._explode(node, contents, text)
+        if text.__class__ is str:
+            node.text = node.base_text = text
         del self.memo_leaf[id(obj)]
         self.memo[id(obj)] = node
-        parent_text = parent.base_text
-        parent.parts[index] = node
-        parent.deps.append(node)
-        parent.text = parent.base_text = None
-        if parent.state:  # the parent was ordered by an earlier insert: build the leaf first
+        owner_text = owner.base_text
+        owner.parts[index] = node
+        owner.deps.append(node)  # (the nodes inside it stay dependencies of the owner too)
+        owner.text = owner.base_text = None
+        if owner.state:  # the owner was ordered by an earlier insert: build the node before it
             node.state = 2
-            self.prelude.append(node)
-        self._upgrades.append((node, entry, parent_text))
+            if node.deps:
+                owner.pre = [*(owner.pre or ()), node]
+            else:
+                self.prelude.append(node)
+        self._upgrades.append((node, entry, owner_text, repointed))
         return node
 
-    def _leaf(self, v: Any, t: type, node: Node, index: int) -> str | None:
-        """Text of ``v`` if it is a literal-only container seen for the first time."""
-        key = id(v)
-        if key in self.memo_leaf or key in self.memo:
-            return None
-        text = _leaf_text(v, t)
-        if text is not None:
-            self.memo_leaf[key] = (v, node, index, text)
-        return text
+    def _explode(self, node: Node, contents: Any, text: Any) -> list[tuple[int, Entry]]:
+        """Give an upgraded inline container's node its parts; return the memo entries re-pointed to it.
+
+        ``contents`` is the container's snapshot taken when it was walked, with
+        :data:`_HOLE` where ``text`` (its pieces) holds a node.
+        """
+        memo = self.memo
+        memo_leaf = self.memo_leaf
+        parts: list[Any] = []
+        deps: list[Node] = []
+        repointed: list[tuple[int, Entry]] = []
+        holes = iter([p for p in text if p.__class__ is Node] if text.__class__ is list else ())
+        elements = [y for kv in contents.items() for y in kv] if type(contents) is dict else contents
+        for x in elements:
+            if x is _HOLE:
+                hole: Node = next(holes)
+                parts.append(hole)
+                deps.append(hole)
+                continue
+            atom = atom_text(x)
+            if atom is not None:
+                parts.append(atom)
+                continue
+            found = memo.get(id(x))
+            if found is not None:
+                parts.append(found)
+                deps.append(found)
+                continue
+            old = memo_leaf[id(x)]  # a literal-only container written inside this one
+            leaf = old[3] if old[3].__class__ is str else _atoms_text(old[5], type(old[5]))
+            repointed.append((id(x), old))
+            memo_leaf[id(x)] = (x, node, len(parts), leaf, None, None)
+            parts.append(leaf)
+        node.parts = parts
+        node.deps = deps
+        return repointed
 
     def _expand(self, node: Node) -> None:
         obj = node.obj
@@ -502,23 +675,38 @@ class Walker:
             items = obj
             if kind in (K_SET, K_FROZENSET):
                 items = sorted(obj, key=_sort_key)
-            self._scan(items, node, parts, deps)
+            # inline containers only in containers that can be built in two phases:
+            # a cycle through one is then closed at its owner
+            self._scan(items, node, parts, deps, kind != K_TUPLE and kind != K_FROZENSET)
         node.splittable = kind in (K_LIST, K_DICT, K_SET)
         if not deps and len(parts) <= CHUNK:
             node.text = node.base_text = _native_text(kind, parts)
 
-    def _scan(self, items: Any, node: Node, parts: list[Any], deps: list[Node]) -> None:
-        """Append each item's text (literals) or node to ``parts``: the walk's hot loop."""
+    def _scan(self, items: Any, node: Node, parts: list[Any], deps: list[Node], inline: bool) -> None:
+        """Append each item's text (literals) or node to ``parts``: the walk's hot loop.
+
+        A list, tuple or dict referenced by nothing but ``items`` (its reference
+        count shows it) cannot be met again in this walk: it is written in place,
+        as text when it holds only literals, else (when ``inline``) as an inline
+        container.  It still gets a memo entry, for a later insert or a
+        representer that hands it out again.  Any other container gets its node
+        at once, where it is first met (so what is written, and in which order,
+        does not depend on references from outside the graph).
+        """
         atoms = _ATOM
         append = parts.append
         leaf_ok = self._leaf_ok
         getrefcount = sys.getrefcount
         seq_base = _SEQ_BASE
-        memo_leaf = self.memo_leaf
+        written = self.written
+        lens = self.written_lens
         i = -1
         for v in items:
             i += 1
             t = type(v)
+            if t is dict and inline and leaf_ok and getrefcount(v) <= seq_base and len(v) <= CHUNK:
+                append(self._inline(v, t, node, len(parts), i, deps))  # the common record
+                continue
             if t is str:
                 append(repr(v))
             elif t is int:
@@ -531,14 +719,19 @@ class Walker:
                 if f is not None:
                     append(f(v))
                     continue
-                if leaf_ok and (t is list or t is tuple):
-                    if getrefcount(v) <= seq_base:  # referenced by this container only
-                        text = _leaf_text(v, t)
-                        if text is not None:  # in no memo yet (a memo would hold a reference)
-                            memo_leaf[id(v)] = (v, node, len(parts), text)
-                    else:
-                        text = self._leaf(v, t, node, len(parts))
+                if (
+                    leaf_ok
+                    and (t is dict or t is list or t is tuple)
+                    and getrefcount(v) <= seq_base  # referenced by this container only
+                    and len(v) <= CHUNK
+                ):
+                    if inline:
+                        append(self._inline(v, t, node, len(parts), i, deps))
+                        continue
+                    text = _atoms_text(v, t)
                     if text is not None:
+                        written.append((v, node, len(parts), text, None, _NONE, _NONE))
+                        lens.add(len(v))
                         append(text)
                         continue
                 c = self.child(v, node, i)
@@ -553,7 +746,6 @@ class Walker:
         leaf_ok = self._leaf_ok
         getrefcount = sys.getrefcount
         dict_base = _DICT_BASE
-        memo_leaf = self.memo_leaf
         for k, v in obj.items():
             t = type(k)
             if t is str:
@@ -580,20 +772,288 @@ class Walker:
                 if f is not None:
                     append(f(v))
                     continue
-                if leaf_ok and (t is list or t is tuple):
-                    if getrefcount(v) <= dict_base:  # referenced by this dict only
-                        text = _leaf_text(v, t)
-                        if text is not None:  # in no memo yet (a memo would hold a reference)
-                            memo_leaf[id(v)] = (v, node, len(parts), text)
-                    else:
-                        text = self._leaf(v, t, node, len(parts))
-                    if text is not None:
-                        append(text)
-                        continue
+                if (
+                    leaf_ok
+                    and (t is dict or t is list or t is tuple)
+                    and getrefcount(v) <= dict_base  # referenced by this dict only
+                    and len(v) <= CHUNK
+                ):
+                    append(self._inline(v, t, node, len(parts), k, deps))
+                    continue
                 c = self.child(v, node, k)
                 append(c)
                 if c.__class__ is Node:
                     deps.append(c)
+
+    def _inline(self, v: Any, t: type, owner: Node, index: int, access: object, deps: list[Node]) -> Any:
+        """Source of a list, tuple or dict that only ``owner`` refers to, written in place.
+
+        Literals become text, containers of literals that only ``v`` refers to
+        become text too (with a memo entry pointing inside ``v``), anything else
+        becomes a node, appended to ``deps``.  Returns the text when there is no
+        node, else the pieces: text alternating with nodes.  The memo entry of
+        ``v`` (at ``owner.parts[index]``) keeps a snapshot of its elements.
+
+        The usual case is one C ``repr`` of ``v`` (of a copy with :data:`_HOLE`
+        in place of the nodes): it is exact when every key and element is of
+        a type in :data:`_REPR_EXACT` (or such a container of them), checked
+        first, and no float is nan/inf nor int huge, checked on the text.
+        Nothing is recorded until the text is known to be exact; other cases
+        take :meth:`_inline_items`.
+        """
+        exact = _REPR_EXACT
+        getrefcount = sys.getrefcount
+        leaves: list[Any] = []
+        copies: list[Any] = []  # their contents now
+        holes: list[Any] = []  # keys or indices of the elements that are nodes
+        if t is dict:
+            base = _DICT_BASE
+            for k, x in v.items():
+                tx = type(x)
+                tk = type(k)
+                if tk is not str and tk not in exact:
+                    return self._inline_items(v, t, owner, index, access, deps)
+                if tx in exact:
+                    continue
+                if (tx is list or tx is tuple or tx is dict) and getrefcount(x) <= base and len(x) <= CHUNK:
+                    if tx is dict:
+                        for kk, y in x.items():
+                            if type(kk) not in exact or type(y) not in exact:
+                                break
+                        else:
+                            leaves.append(x)
+                            copies.append(x.copy())
+                            continue
+                    else:
+                        for y in x:
+                            if type(y) not in exact:
+                                break
+                        else:
+                            leaves.append(x)
+                            copies.append(x if tx is tuple else x.copy())
+                            continue
+                elif tx in _ATOM:  # complex: its text is not its repr
+                    return self._inline_items(v, t, owner, index, access, deps)
+                holes.append(k)
+        else:
+            base = _SEQ_BASE
+            i = -1
+            for x in v:
+                i += 1
+                tx = type(x)
+                if tx in exact:
+                    continue
+                if (tx is list or tx is tuple or tx is dict) and getrefcount(x) <= base and len(x) <= CHUNK:
+                    if tx is dict:
+                        for kk, y in x.items():
+                            if type(kk) not in exact or type(y) not in exact:
+                                break
+                        else:
+                            leaves.append(x)
+                            copies.append(x.copy())
+                            continue
+                    else:
+                        for y in x:
+                            if type(y) not in exact:
+                                break
+                        else:
+                            leaves.append(x)
+                            copies.append(x if tx is tuple else x.copy())
+                            continue
+                elif tx in _ATOM:
+                    return self._inline_items(v, t, owner, index, access, deps)
+                holes.append(i)
+        snapshot: Any
+        if holes:
+            snapshot = v.copy() if t is dict else list(v)
+            for h in holes:
+                snapshot[h] = _HOLE
+            shown = tuple(snapshot) if t is tuple else snapshot
+        else:
+            snapshot = shown = v
+        try:
+            text = repr(shown)
+        except ValueError:  # an int over the interpreter's str digit limit
+            return self._inline_items(v, t, owner, index, access, deps)
+        if (
+            ("n" in text and ("nan" in text or "inf" in text)) or len(text) > _REPR_MAX
+        ) and not _plain_numbers(v, leaves):
+            return self._inline_items(v, t, owner, index, access, deps)
+        if holes:
+            pieces: Any = text.split(_HOLE_TEXT)
+            if len(pieces) != len(holes) + 1:  # cannot happen: repr escapes the character
+                return self._inline_items(v, t, owner, index, access, deps)
+        elif t is not tuple:
+            snapshot = v.copy()
+        if holes:
+            memo = self.memo
+            j = 0
+            for h in holes:
+                x = v[h]
+                node = memo.get(id(x))
+                if node is None:
+                    node = self.child(x, owner, (_IN, access, h))  # type: ignore[assignment]
+                else:
+                    node.refs += 1
+                if not deps or deps[-1] is not node:  # rows sharing one object: depend once
+                    deps.append(node)  # type: ignore[arg-type]
+                j += 1
+                pieces.insert(j, node)  # text, node, text, ...
+                j += 1
+            owner.framed = True
+            text = pieces
+        self.written.append((v, owner, index, text, snapshot, leaves, copies))
+        lens = self.written_lens
+        lens.add(len(v))
+        if leaves:
+            lens.update(map(len, leaves))
+        return text
+
+    def _written(self, v: Any, owner: Node, index: int, text: Any, contents: Any, leaves: list[Any], copies: list[Any]) -> None:
+        """Queue the memo entries of ``v``, written in place, and of the ``leaves`` written inside it."""
+        self.written.append((v, owner, index, text, contents, leaves, copies))
+        lens = self.written_lens
+        lens.add(len(v))
+        if leaves:
+            lens.update(map(len, leaves))
+
+    def _inline_items(self, v: Any, t: type, owner: Node, index: int, access: object, deps: list[Node]) -> Any:
+        """:meth:`_inline` element by element, for what the C ``repr`` does not write exactly."""
+        atoms = _ATOM
+        memo = self.memo
+        leaves: list[Any] = []
+        copies: list[Any] = []
+        getrefcount = sys.getrefcount
+        items: list[str] = []
+        add = items.append
+        pieces: list[Any] | None = None
+        carry = ""  # text owed after the last node (a key node's value)
+        if t is dict:
+            base = _DICT_BASE
+            for k, x in v.items():
+                tk = type(k)
+                kt: str | None
+                if tk is str:
+                    kt = repr(k)
+                else:
+                    f = atoms.get(tk)
+                    kt = f(k) if f is not None else None
+                tx = type(x)
+                xt: str | None
+                if tx is str:
+                    xt = repr(x)
+                elif tx is int:
+                    xt = repr(x) if -_BIG_INT < x < _BIG_INT else _int_text(x)
+                elif tx is float:
+                    xt = repr(x)
+                    if xt[-1] in "nf":
+                        xt = float_text(x)
+                else:
+                    f = atoms.get(tx)
+                    if f is not None:
+                        xt = f(x)
+                    elif (
+                        (tx is list or tx is tuple or tx is dict)
+                        and getrefcount(x) <= base
+                        and (xt := _atoms_text(x, tx)) is not None
+                    ):
+                        leaves.append(x)
+                        copies.append(x if tx is tuple else x.copy())
+                    else:
+                        xt = None
+                if kt is not None:
+                    if xt is not None:
+                        add(f"{kt}: {xt}")
+                        continue
+                    node = memo.get(id(x))
+                    if node is None:
+                        node = self.child(x, owner, (_IN, access, k))  # type: ignore[assignment]
+                    else:
+                        node.refs += 1
+                    deps.append(node)  # type: ignore[arg-type]
+                    if pieces is None:
+                        pieces = ["{" + ", ".join(items) + ", " + kt + ": " if items else "{" + kt + ": ", node]
+                    else:
+                        pieces.append(carry + ", " + ", ".join(items) + ", " + kt + ": " if items else carry + ", " + kt + ": ")
+                        pieces.append(node)
+                        carry = ""
+                    items = []
+                    add = items.append
+                    continue
+                # a key that is not a literal (rare): a node, its value text or a node
+                key = self.child(k, owner, (_IN, access, ("key", k)))
+                deps.append(key)  # type: ignore[arg-type]
+                lead = "{" if pieces is None else carry + ", "
+                if pieces is None:
+                    pieces = []
+                pieces.append(lead + ", ".join(items) + ", " if items else lead)
+                pieces.append(key)
+                if xt is not None:
+                    carry = ": " + xt
+                else:
+                    value = self.child(x, owner, (_IN, access, k))
+                    deps.append(value)  # type: ignore[arg-type]
+                    pieces.append(": ")
+                    pieces.append(value)
+                    carry = ""
+                items = []
+                add = items.append
+            if pieces is None:
+                text = "{" + ", ".join(items) + "}"
+                self._written(v, owner, index, text, v.copy(), leaves, copies)
+                return text
+            pieces.append(carry + ", " + ", ".join(items) + "}" if items else carry + "}")
+            owner.framed = True
+            self._written(v, owner, index, pieces, v.copy(), leaves, copies)
+            return pieces
+        base = _SEQ_BASE
+        done = 0  # elements before ``items``
+        for x in v:
+            tx = type(x)
+            if tx is str:
+                add(repr(x))
+            elif tx is int:
+                add(repr(x) if -_BIG_INT < x < _BIG_INT else _int_text(x))
+            elif tx is float:
+                r = repr(x)
+                add(r if r[-1] not in "nf" else float_text(x))
+            else:
+                f = atoms.get(tx)
+                if f is not None:
+                    add(f(x))
+                    continue
+                if (tx is list or tx is tuple or tx is dict) and getrefcount(x) <= base:
+                    leaf = _atoms_text(x, tx)
+                    if leaf is not None:
+                        leaves.append(x)
+                        copies.append(x if tx is tuple else x.copy())
+                        add(leaf)
+                        continue
+                node = memo.get(id(x))
+                if node is None:
+                    node = self.child(x, owner, (_IN, access, done + len(items)))  # type: ignore[assignment]
+                else:
+                    node.refs += 1
+                deps.append(node)  # type: ignore[arg-type]
+                if pieces is None:
+                    lead = "[" if t is list else "("
+                    pieces = [lead + ", ".join(items) + ", " if items else lead, node]
+                else:
+                    pieces.append(", " + ", ".join(items) + ", " if items else ", ")
+                    pieces.append(node)
+                done += len(items) + 1
+                items = []
+                add = items.append
+        close = "]" if t is list else ",)" if len(v) == 1 else ")"
+        snapshot = v if t is tuple else v.copy()
+        if pieces is None:
+            text = ("[" if t is list else "(") + ", ".join(items) + close
+            self._written(v, owner, index, text, snapshot, leaves, copies)
+            return text
+        pieces.append(", " + ", ".join(items) + close if items else close)
+        owner.framed = True
+        self._written(v, owner, index, pieces, snapshot, leaves, copies)
+        return pieces
 
     def _expand_rep(self, node: Node, chain: list[Callable[[Any], Rep | None]]) -> None:
         obj = node.obj
