@@ -760,6 +760,16 @@ class _Interpreter:
 
     def call(self, node: ast.Call, scope: dict[str, Any] | None) -> Any:
         func = node.func
+        if _is_float_from_bits(node):
+            # ``__import__('struct').unpack('<d', b'<8 bytes>')``: how the emitter writes a
+            # NaN with a payload (float_text); exactly this shape, nothing else of __import__
+            if self.checking:
+                return _UNKNOWN
+            import struct
+
+            bits = node.args[1]
+            assert isinstance(bits, ast.Constant) and isinstance(bits.value, bytes)
+            return struct.unpack("<d", bits.value)
         if isinstance(func, ast.Attribute):
             attr = func.attr
             if attr == "__new__":
@@ -1072,6 +1082,29 @@ def _shape_size(shape: Any) -> int:
                 break
         return total
     return 0
+
+
+def _is_float_from_bits(node: ast.Call) -> bool:
+    """Whether ``node`` is ``__import__('struct').unpack('<d', b'<8 bytes>')``."""
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "unpack"
+        and isinstance(func.value, ast.Call)
+        and isinstance(func.value.func, ast.Name)
+        and func.value.func.id == "__import__"
+        and len(func.value.args) == 1
+        and not func.value.keywords
+        and isinstance(func.value.args[0], ast.Constant)
+        and func.value.args[0].value == "struct"
+        and len(node.args) == 2
+        and not node.keywords
+        and isinstance(node.args[0], ast.Constant)
+        and node.args[0].value == "<d"
+        and isinstance(node.args[1], ast.Constant)
+        and type(node.args[1].value) is bytes
+        and len(node.args[1].value) == 8
+    )
 
 
 def _is_minus_one(node: ast.expr) -> bool:

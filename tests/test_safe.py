@@ -300,3 +300,17 @@ class CanaryOnUnpickle:
         import os
 
         return (os.system, (f"touch {CANARY}",))
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_nan_payloads_load_safely_bit_exact(scoped: bool) -> None:
+    """A NaN with a payload is written as ``__import__('struct').unpack('<d', b'...')[0]``:
+    the safe evaluator accepts exactly that shape (see the hostile corpus for the others)."""
+    import struct
+
+    odd = struct.unpack("<d", bytes.fromhex("010000000000f87f"))[0]
+    archive = ph.Archive(scoped=scoped)
+    archive.insert(x=odd, y=[odd, 1.0], z=(-odd,), w={"k": odd})
+    got = ph.restore(str(archive), safe=True)
+    bits = [struct.pack("<d", v).hex() for v in (got["x"], got["y"][0], got["z"][0], got["w"]["k"])]
+    assert bits == ["010000000000f87f", "010000000000f87f", "010000000000f8ff", "010000000000f87f"]

@@ -23,6 +23,11 @@ cases = {
  "exec_from_os_system": ("import of 'os.system'", "from os import system\nx = system('touch /tmp/persist_hooks_pwned')\n"),
  "exec_os_system_as_float": ("import of 'os.system'", "from os import system as float\nx = float('touch /tmp/persist_hooks_pwned')\n"),
  "exec_dunder_import": ("name '__import__'", "x = __import__('os').system('touch /tmp/persist_hooks_pwned')\n"),
+ # the one __import__ the emitter writes (a NaN payload) is accepted in exactly its shape
+ "exec_struct_unpack_other_module": ("name '__import__'", "x = __import__('os').unpack('<d', b'\\x01\\x00\\x00\\x00\\x00\\x00\\xf8\\x7f')[0]\n"),
+ "exec_struct_unpack_other_format": ("name '__import__'", "x = __import__('struct').unpack('<q', b'\\x01\\x00\\x00\\x00\\x00\\x00\\xf8\\x7f')[0]\n"),
+ "exec_struct_unpack_huge": ("name '__import__'", "x = __import__('struct').unpack('<d', b'\\x00' * 8)[0]\n"),
+ "exec_struct_other_attribute": ("name '__import__'", "x = __import__('struct').calcsize('<d')\n"),
  "exec_eval": ("name 'eval'", "x = eval('1')\n"),
  "exec_exec": ("name 'exec'", "x = exec('import os')\n"),
  "exec_compile": ("name 'compile'", "x = compile('1', 'f', 'eval')\n"),
