@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.lib.format as npformat
@@ -145,20 +145,28 @@ _THREAD_MIN_BYTES = 1 << 20
 """Arrays at least this large are checksummed in a thread that overlaps the file write."""
 
 
-def _crc32c_function() -> Callable[[Any, int], int] | None:
+def _crc32c(data: Any, value: int = 0) -> int:
+    """CRC-32C of ``data`` continuing ``value``, by the ``crc32c`` package (imported on first
+    use: it costs ~10 ms, which reading never pays)."""
+    from crc32c import crc32c
+
+    return int(crc32c(data, value))
+
+
+def _have_crc32c() -> bool:
+    import importlib.util
+
     try:
-        from crc32c import crc32c
-    except ImportError:  # pragma: no cover - a platform without crc32c wheels
-        return None
-    return cast("Callable[[Any, int], int]", crc32c)
+        return importlib.util.find_spec("crc32c") is not None
+    except (ImportError, ValueError):  # pragma: no cover - a broken installation
+        return False
 
 
-_CRC32C = _crc32c_function()
 _ALGORITHMS: dict[str, Callable[[Any, int], int] | None] = {
-    "crc32c": _CRC32C,  # CRC-32C (Castagnoli) in hardware: ~24 GB/s here
+    "crc32c": _crc32c if _have_crc32c() else None,  # CRC-32C in hardware: ~24 GB/s here
     "crc32": zlib.crc32,  # zlib's CRC-32: ~3.6 GB/s
 }
-DEFAULT_CHECKSUM = "crc32c" if _CRC32C is not None else "crc32"
+DEFAULT_CHECKSUM = "crc32c" if _ALGORITHMS["crc32c"] is not None else "crc32"
 """The algorithm writers record: CRC-32C (as zarr v3's ``crc32c`` codec, computed in
 hardware by the ``crc32c`` package, fast enough to check every write), else zlib's CRC-32."""
 
