@@ -29,9 +29,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol, TextIO
 
-__all__ = ["DELAY", "ENV_VAR", "Advance", "Progress", "bar_allowed", "progress"]
+__all__ = [
+    "DELAY",
+    "ENV_VAR",
+    "Advance",
+    "Progress",
+    "bar_allowed",
+    "progress",
+    "report_written",
+    "reporting_writes",
+]
 
 ENV_VAR = "PERSIST_HOOKS_PROGRESS"
 """Set to ``"0"`` to disable progress bars everywhere."""
@@ -196,3 +206,37 @@ def progress(
         yield reporter.advance
     finally:
         reporter.close()
+
+
+_writing: ContextVar[Advance | None] = ContextVar("persist_hooks_writing", default=None)
+
+
+@contextmanager
+def reporting_writes(total_bytes: int, desc: str) -> Iterator[None]:
+    """Report the bytes written in this block (by :func:`report_written`) as one operation.
+
+    A DataSet wraps each item write in it; storage backends call
+    :func:`report_written` as they write, so a write that takes longer than
+    :data:`DELAY` shows a bar in bytes (on a terminal, see :func:`progress`).
+
+    Example:
+        >>> with reporting_writes(8, "writing x"):
+        ...     report_written(4); report_written(4)
+    """
+    with progress(total_bytes, desc, unit="B", unit_scale=True, delay=DELAY) as advance:
+        token = _writing.set(advance)
+        try:
+            yield
+        finally:
+            _writing.reset(token)
+
+
+def report_written(nbytes: int) -> None:
+    """Count ``nbytes`` more bytes written by the write in progress (a no-op outside one).
+
+    Example:
+        >>> report_written(100)  # no write in progress: nothing happens
+    """
+    advance = _writing.get()
+    if advance is not None:
+        advance(nbytes)

@@ -435,7 +435,13 @@ class DataSet:
         pending: list[PendingFile] = []
         try:
             if data:
-                entries = backend.write(root, f"{name}_data/g{generation}", data, durable=durable)
+                from ._progress import reporting_writes
+
+                total = sum(int(getattr(a, "nbytes", 0)) for a in data.values())
+                with reporting_writes(total, f"writing {self._name}.{name}"):
+                    entries = backend.write(
+                        root, f"{name}_data/g{generation}", data, durable=durable
+                    )
             header = fmt.make_header(
                 generation=generation,
                 backend=backend.name,

@@ -568,3 +568,29 @@ def test_importing_persist_hooks_and_the_cli_does_not_import_tqdm() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("backend", ph.backends())
+def test_dataset_writes_report_progress_in_bytes(
+    fake_tqdm: type[FakeBar], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str
+) -> None:
+    """An item write longer than the delay draws a bar in bytes: npy per piece of a large
+    array, hdf5 and zarr per array; quick writes (the default delay) draw nothing."""
+    from persist_hooks.backends import npy
+    from persist_hooks.dataset import DataSet
+
+    ds = DataSet("d", "w", path=tmp_path, backend=backend)
+    monkeypatch.setattr(sys, "stderr", FakeTTY())
+    arrays = [np.arange(10_000, dtype="f8"), np.ones(500, dtype="i4")]
+    ds.quick = arrays
+    assert fake_tqdm.instances == []  # well under a second: no bar
+    monkeypatch.setattr(_progress, "DELAY", 0.0)
+    monkeypatch.setattr(npy, "WRITE_PIECE", 8_000)
+    ds.x = arrays
+    (bar,) = fake_tqdm.instances
+    total = sum(a.nbytes for a in arrays)
+    assert bar.kwargs["total"] == total and bar.kwargs["unit"] == "B"
+    assert bar.kwargs["desc"] == "writing d.x" and bar.closed
+    assert bar.kwargs["initial"] + sum(bar.updates) == total
+    if backend == "npy":
+        assert len(bar.updates) >= 10  # 80,000 bytes in pieces of 8,000, then the small one

@@ -56,6 +56,7 @@ __all__ = [
     "mark_modified",
     "modified_marker",
     "remove_companions",
+    "report_written",
     "resolve_path",
     "rollback_on_error",
     "same_layout",
@@ -349,6 +350,21 @@ def remove_companions(path: Path) -> None:
     for suffix in (MODIFIED_SUFFIX,):
         with contextlib.suppress(FileNotFoundError):
             path.with_name(path.name + suffix).unlink()
+
+
+def report_written(nbytes: int) -> None:
+    """Count ``nbytes`` a backend wrote toward the progress of the DataSet write in progress.
+
+    A DataSet shows a progress bar (on a terminal, for writes longer than a
+    second) from these counts; outside a DataSet write this does nothing.
+    Backends call it as they write, ideally per block of a large array.
+
+    Example:
+        >>> report_written(1 << 20)
+    """
+    from .._progress import report_written as count  # logging only once something is written
+
+    count(nbytes)
 
 
 # --------------------------------------------------------------------------- paths and files

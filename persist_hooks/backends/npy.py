@@ -77,6 +77,7 @@ from .base import (
     make_entry,
     modified_marker,
     remove_companions,
+    report_written,
     resolve_path,
     rollback_on_error,
     same_layout,
@@ -92,6 +93,8 @@ GROWTH_DIGITS = 21
 ALIGN = 64
 BLOCK_BYTES = 16 << 20
 """Bytes per block when streaming non-contiguous data or rewriting a file."""
+WRITE_PIECE = 64 << 20
+"""Bytes per ``write`` call of contiguous data (progress is reported after each)."""
 MAX_HEADER_UNTRUSTED = 1 << 20
 """Largest header read with ``trusted=False`` (guards ``ast.literal_eval``)."""
 ATTRS_SUFFIX = ".attrs.json"
@@ -258,15 +261,22 @@ def _write_data(fh: IO[bytes], arr: np.ndarray[Any, Any], fortran: bool) -> None
     if fortran:
         arr = arr.T
     if arr.flags.c_contiguous:
-        # a file write, not ndarray.tofile: a full disk then raises OSError(ENOSPC)
-        fh.write(arr.reshape(-1).view(np.uint8).data)
+        # file writes, not ndarray.tofile: a full disk then raises OSError(ENOSPC); in
+        # pieces of WRITE_PIECE bytes (no copies), so a long write can report progress
+        data = memoryview(arr.reshape(-1).view(np.uint8).data)
+        for start in range(0, len(data), WRITE_PIECE):
+            piece = data[start : start + WRITE_PIECE]
+            fh.write(piece)
+            report_written(len(piece))
         return
     block = max(BLOCK_BYTES // max(arr.itemsize, 1), 1)
     chunks: Iterable[Any] = np.nditer(  # one operand: each step is a 1-d array, not a tuple
         arr, flags=("external_loop", "buffered", "zerosize_ok"), buffersize=block, order="C"
     )
     for chunk in chunks:
-        fh.write(np.ascontiguousarray(chunk).view(np.uint8).data)
+        out = np.ascontiguousarray(chunk).view(np.uint8).data
+        fh.write(out)
+        report_written(out.nbytes)
 
 
 PREALLOCATE_MIN = 1 << 20

@@ -109,6 +109,7 @@ from persist_hooks.backends.base import (
     make_entry,
     modified_marker,
     remove_companions,
+    report_written,
     resolve_path,
     rollback_on_error,
     same_layout,
@@ -828,6 +829,7 @@ class Hdf5Backend(Backend):
                         ds.attrs[VIEW_ATTR] = _view_text(arr.dtype)
                     _fill(ds, arr)
                     entries[key] = make_entry(rel, arr, key=name, checksum=crc())
+                    report_written(int(arr.nbytes))  # progress of the DataSet write
             if durable:
                 _fsync_file(path)
                 for directory in sorted({path.parent} | {p.parent for p in created}):

@@ -81,6 +81,7 @@ from persist_hooks.backends.base import (
     make_entry,
     modified_marker,
     remove_companions,
+    report_written,
     resolve_path,
     rollback_on_error,
     same_layout,
@@ -691,6 +692,7 @@ class ZarrBackend(Backend):
                         crc = start_checksum(arr)
                         _write_array(group, name, arr, extra, sizes)
                         entries[key] = make_entry(rel, arr, key=name, checksum=crc())
+                        report_written(int(arr.nbytes))  # progress of the DataSet write
                 if durable:
                     _fsync_tree(tmp)
                 os.rename(tmp, path)  # atomic; fails (ENOTEMPTY) if the name was taken meanwhile
