@@ -801,15 +801,20 @@ def _header_of(text: str | None, path: Path) -> dict[str, Any] | None:
     return None if item is None else item.header
 
 
+def _is_remote(header: Mapping[str, Any] | None) -> bool:
+    """Whether an item header keeps array data at fsspec URLs (zarr's ``url`` option)."""
+    return header is not None and any(
+        isinstance(e, dict) and "url" in e for e in _arrays_of(header).values()
+    )
+
+
 def _remote_headers(py: Path) -> list[dict[str, Any]]:
     """Headers of an item and its backup that keep data at fsspec URLs (to delete with them)."""
     out: list[dict[str, Any]] = []
     for path in (py, py.with_name(py.name + ".bak")):
         with contextlib.suppress(OSError, UnicodeDecodeError, FormatError):
             header = _header_of(_read_optional(path), path)
-            if header is not None and any(
-                isinstance(e, dict) and "url" in e for e in _arrays_of(header).values()
-            ):
+            if header is not None and _is_remote(header):
                 out.append(header)
     return out
 
@@ -818,9 +823,7 @@ def _delete_remote(
     root: Path, header: Mapping[str, Any] | None, keep: Iterable[Mapping[str, Any] | None] = ()
 ) -> None:
     """Delete what ``header`` stores at fsspec URLs and no ``keep`` header uses."""
-    if header is None or not any(
-        isinstance(e, dict) and "url" in e for e in _arrays_of(header).values()
-    ):
+    if header is None or not _is_remote(header):
         return  # the common case: no backend module to import
     from .backends.remote import delete_remote
 
