@@ -72,8 +72,7 @@ def _order_by_events(
     is a truly unbuildable graph: ``error`` is raised.
     """
     for node in touched:  # undo what the depth-first pass decided
-        node.state, node.split, node.slot, node.reent, node.wait = 0, False, -1, False, None
-        node.waiters = []
+        _reset(node)
     nodes: list[Node] = []
     seen: set[int] = set()
     todo = [root]
@@ -82,8 +81,7 @@ def _order_by_events(
         if node.state == _DONE or id(node) in seen:
             continue
         seen.add(id(node))
-        node.state, node.split, node.slot, node.reent, node.wait = 0, False, -1, False, None
-        node.waiters = []
+        _reset(node)
         nodes.append(node)
         todo.extend(reversed(node.deps))
 
@@ -161,6 +159,12 @@ def _order_by_events(
         elif op == _BUILD:
             stmts.append((_BUILD, node))
         node.state = _DONE if op != _NEW else node.state
+
+
+def _reset(node: Node) -> None:
+    """Forget every ordering decision about ``node`` (it is ordered again from scratch)."""
+    node.state, node.split, node.slot, node.reent, node.wait = 0, False, -1, False, None
+    node.waiters = []
 
 
 def _order_depth_first(root: Node, stmts: list[Any]) -> None:
