@@ -108,25 +108,7 @@ def to_json(text: str) -> tuple[str, Any] | None:
         >>> to_json('[True, "None"]')
         ('[true, "None"]', [True, 'None'])
     """
-    if "\\" in text:
-        return None
-    parts = text.split('"')
-    if len(parts) % 2 == 0:
-        return None  # an unclosed string
-    outside = parts[::2]
-    for part in outside:
-        # outside strings only punctuation, numbers and True/False/None may appear
-        if _JSON_ONLY.search(_PY_NAMES.sub("", part)):
-            return None
-    parts[::2] = [_PY_NAMES.sub(lambda m: _TO_JSON[m.group()], p) for p in outside]
-    source = '"'.join(parts).strip(" \t")
-    try:
-        value, end = _decoder.raw_decode(source)
-    except (ValueError, RecursionError):
-        return None
-    if end != len(source):
-        return None
-    return source, value
+    return to_json_many([text])[0]
 
 
 def loads(text: str) -> Any:
@@ -158,6 +140,8 @@ def to_json_many(texts: list[str]) -> list[tuple[str, Any] | None]:
         or any(p.count('"') % 2 for p in pieces)
         or (_JSON_ONLY.search(outside) and _JSON_ONLY.search(_PY_NAMES.sub("", outside)))
     ):
+        if len(texts) == 1:
+            return [None]
         return [to_json(t) for t in texts]  # some text is outside the subset: one by one
     source = joined
     if _PY_NAMES.search(outside):
