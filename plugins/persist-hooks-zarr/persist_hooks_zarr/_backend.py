@@ -278,6 +278,30 @@ def _lazy_chunks(source: Any, shape: tuple[int, ...], itemsize: int, ndim: int, 
     return tuple(max(1, int(axis[0])) if axis else 1 for axis in chunks)
 
 
+def _fill_group(
+    group: Any,
+    prepared: list[tuple[str, str, np.ndarray[Any, Any]]],
+    rel: str,
+    extra: Mapping[str, Any],
+    scheduler: str | None = None,
+    **entry_fields: Any,
+) -> dict[str, dict[str, Any]]:
+    """Write the ``prepared`` arrays into ``group``; return their entries (checksummed).
+
+    Each array's checksum runs while it is written; progress of the DataSet
+    write is counted per array.  ``entry_fields`` go into every entry (the
+    fsspec ``url`` of a remote group).
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    sizes: dict[str, int] = {}
+    for key, name, arr in prepared:
+        crc = start_checksum(arr)
+        _write_array(group, name, arr, extra, sizes, scheduler)
+        entries[key] = make_entry(rel, arr, key=name, **entry_fields, checksum=crc())
+        report_written(int(arr.nbytes))  # progress of the DataSet write
+    return entries
+
+
 def _write_array(
     group: Any,
     name: str,
@@ -612,35 +636,37 @@ class ZarrBackend(Backend):
             return _remote.validate_url(value)
         return value
 
+    def _prepare(
+        self, arrays: Mapping[str, np.ndarray[Any, Any]]
+    ) -> list[tuple[str, str, np.ndarray[Any, Any]]]:
+        """``(key, array name in the group, array)`` per array, each dtype checked first."""
+        prepared: list[tuple[str, str, np.ndarray[Any, Any]]] = []
+        for i, (key, value) in enumerate(arrays.items()):
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            self.check_dtype(arr.dtype)
+            prepared.append((key, _array_name(str(key), i), arr))
+        return prepared
+
     def _write_remote(
         self, root: Path, stem: str, arrays: Mapping[str, np.ndarray[Any, Any]], base: str
     ) -> dict[str, dict[str, Any]]:
         """:meth:`write` to the fsspec URL ``base`` (option ``url``): see :mod:`._remote`."""
         rel = f"{stem}-{secrets.token_hex(4)}.zarr"
         location = _remote.group_location(base, rel)
-        prepared: list[tuple[str, str, np.ndarray[Any, Any]]] = []
-        for i, (key, value) in enumerate(arrays.items()):
-            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-            self.check_dtype(arr.dtype)
-            prepared.append((key, _array_name(str(key), i), arr))
+        prepared = self._prepare(arrays)
         if _remote.exists(location):
             raise FileExistsError(errno.EEXIST, "zarr group exists", location)
         zarr = _zarr()
         extra: dict[str, Any] = {} if self._options["compression"] else {"compressors": None}
         # workers of a cluster do not share this process's memory:// filesystem
         scheduler = "threads" if location.startswith("memory://") else None
-        entries: dict[str, dict[str, Any]] = {}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 group = zarr.open_group(
                     store=_remote.store(location, read_only=False), mode="w", zarr_format=3
                 )
-                sizes: dict[str, int] = {}
-                for key, name, arr in prepared:
-                    crc = start_checksum(arr)
-                    _write_array(group, name, arr, extra, sizes, scheduler)
-                    entries[key] = make_entry(rel, arr, key=name, url=base, checksum=crc())
+                entries = _fill_group(group, prepared, rel, extra, scheduler, url=base)
         except BaseException:
             _drain_pending_writes()  # zarr writes chunks concurrently: let them end first
             with contextlib.suppress(Exception):
@@ -670,14 +696,9 @@ class ZarrBackend(Backend):
             return self._write_remote(root, stem, arrays, f"{base}/{root.name}")
         rel = f"{stem}.zarr"
         path = resolve_path(root, rel)
-        prepared: list[tuple[str, str, np.ndarray[Any, Any]]] = []
-        for i, (key, value) in enumerate(arrays.items()):
-            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-            self.check_dtype(arr.dtype)
-            prepared.append((key, _array_name(str(key), i), arr))
+        prepared = self._prepare(arrays)
         zarr = _zarr()
         extra: dict[str, Any] = {} if self._options["compression"] else {"compressors": None}
-        entries: dict[str, dict[str, Any]] = {}
         with rollback_on_error() as created:
             make_dirs(path.parent, created)
             path.mkdir()  # FileExistsError if it exists: never overwrite; reserves the name
@@ -687,12 +708,7 @@ class ZarrBackend(Backend):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
-                    sizes: dict[str, int] = {}
-                    for key, name, arr in prepared:
-                        crc = start_checksum(arr)
-                        _write_array(group, name, arr, extra, sizes)
-                        entries[key] = make_entry(rel, arr, key=name, checksum=crc())
-                        report_written(int(arr.nbytes))  # progress of the DataSet write
+                    entries = _fill_group(group, prepared, rel, extra)
                 if durable:
                     _fsync_tree(tmp)
                 os.rename(tmp, path)  # atomic; fails (ENOTEMPTY) if the name was taken meanwhile
