@@ -4,7 +4,7 @@ A file is written to a temporary ``.<name>.<random>.tmp`` in the same
 directory, optionally fsynced, given an mtime whose whole seconds are later than
 those of the file it replaces (plain Python's ``__pycache__`` checks only mtime
 seconds and size, so it can never serve a stale module), and renamed over the
-target with :func:`os.replace`.  Writing and renaming are separate steps
+target (:func:`replace_file`).  Writing and renaming are separate steps
 (:func:`prepare_text` / :meth:`PendingFile.commit`) so a caller can prepare
 several files and commit them only when all were written.
 """
@@ -12,11 +12,16 @@ several files and commit them only when all were written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import queue
 import re
 import secrets
 import shutil
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -32,7 +37,9 @@ __all__ = [
     "is_temporary_name",
     "prepare_text",
     "read_text",
+    "remove_file",
     "remove_stale_temporaries",
+    "replace_file",
     "temporary_path",
 ]
 
@@ -137,6 +144,143 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_exchange: Callable[[bytes, bytes], int] | bool | None = False  # False: not looked up yet
+
+
+def _lookup_exchange() -> Callable[[bytes, bytes], int] | None:
+    global _exchange
+    if _exchange is False:
+        _exchange = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            renameat2 = getattr(libc, "renameat2", None)  # glibc >= 2.28
+            if renameat2 is not None:
+                renameat2.argtypes = [
+                    ctypes.c_int,
+                    ctypes.c_char_p,
+                    ctypes.c_int,
+                    ctypes.c_char_p,
+                    ctypes.c_uint,
+                ]
+                renameat2.restype = ctypes.c_int
+                at_fdcwd = -100
+
+                def exchange(src: bytes, dst: bytes) -> int:
+                    if renameat2(at_fdcwd, src, at_fdcwd, dst, _RENAME_EXCHANGE) == 0:
+                        return 0
+                    return ctypes.get_errno()
+
+                _exchange = exchange
+    return _exchange if callable(_exchange) else None
+
+
+_MAX_PENDING_CLOSES = 64
+_closing: queue.SimpleQueue[int] | None = None
+
+
+def _close_worker(pending: queue.SimpleQueue[int]) -> None:
+    while True:
+        fd = pending.get()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _close_soon(fd: int) -> None:
+    global _closing
+    pending = _closing
+    if pending is None:
+        pending = _closing = queue.SimpleQueue()
+        threading.Thread(
+            target=_close_worker, args=(pending,), name="persist_hooks-close", daemon=True
+        ).start()
+    if pending.qsize() >= _MAX_PENDING_CLOSES:
+        os.close(fd)
+    else:
+        pending.put(fd)
+
+
+def _close_pending_in_child() -> None:  # a forked child has the descriptors, not the thread
+    global _closing
+    pending, _closing = _closing, None
+    while pending is not None:
+        try:
+            fd = pending.get_nowait()
+        except queue.Empty:
+            break
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_pending_in_child)
+
+
+def remove_file(path: str | os.PathLike[str]) -> None:
+    """Unlink ``path`` now; free its data in a background thread.
+
+    The name is gone when this returns (a directory listing is final), but
+    the file stays open until a background thread closes it: freeing an
+    inode waits for the file system journal (0.2 ms for a small file on a
+    quiet ext4, ms for large files or while writeback runs), and a writer
+    need not wait for it.  Raises ``FileNotFoundError`` like :func:`os.unlink`.
+    Symbolic links, and anything that cannot be opened, are simply unlinked.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp(); p = os.path.join(d, "old.npy")
+        >>> open(p, "wb").close(); remove_file(p); os.listdir(d)
+        []
+    """
+    fd = -1
+    if os.name == "posix":
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.unlink(path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    if fd >= 0:
+        _close_soon(fd)
+
+
+def replace_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Atomically put file ``src`` in place of ``dst`` (like :func:`os.replace`).
+
+    Readers see the old ``dst`` or the new one, never neither.  On Linux an
+    existing ``dst`` is swapped with ``src`` (``renameat2(RENAME_EXCHANGE)``)
+    and the old file, now at ``src``, removed (:func:`remove_file`): renaming over an existing file
+    makes ext4 flush the new file's data first (``auto_da_alloc``), which costs
+    0.15-0.3 ms on a quiet disk and several ms while writeback is busy, against
+    25 us for the swap.  That flush only helps after a power failure, which
+    non-durable writes do not promise to survive (durable writes fsync instead).
+    Elsewhere, and where the file system cannot swap, :func:`os.replace`.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> for name, text in ("a", "old"), ("b", "new"):
+        ...     with open(os.path.join(d, name), "w") as f:
+        ...         _ = f.write(text)
+        >>> replace_file(os.path.join(d, "b"), os.path.join(d, "a"))
+        >>> sorted(os.listdir(d)), open(os.path.join(d, "a")).read()
+        (['a'], 'new')
+    """
+    exchange = _lookup_exchange()
+    if exchange is not None:
+        err = exchange(os.fsencode(src), os.fsencode(dst))
+        if err == 0:
+            remove_file(src)  # the old file; a crash before this leaves a stale temporary
+            return
+        if err not in (errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), os.fspath(src), None, os.fspath(dst))
+    os.replace(src, dst)
+
+
 class PendingFile:
     """A completely written temporary file waiting to replace its target.
 
@@ -169,7 +313,7 @@ class PendingFile:
         """
         if self.done:
             raise RuntimeError(f"{self.temp} was already committed or discarded")
-        os.replace(self.temp, self.target)
+        replace_file(self.temp, self.target)
         self.done = True
         if self.durable:
             fsync_dir(self.target.parent)

@@ -27,6 +27,7 @@ from ._fileio import (
     is_temporary_name,
     prepare_text,
     read_text,
+    remove_file,
     remove_stale_temporaries,
     temporary_path,
 )
@@ -855,7 +856,7 @@ def _remove_path(path: Path) -> None:
         shutil.rmtree(doomed, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            remove_file(path)  # its data is freed in the background
 
 
 def _remove_generations(

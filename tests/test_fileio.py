@@ -162,3 +162,86 @@ def test_temporary_names_and_stale_removal(tmp_path: Path) -> None:
     assert remove_stale_temporaries(tmp_path) == [young]
     assert sorted(os.listdir(tmp_path)) == [".hidden.tmp", "x.py"]
     assert remove_stale_temporaries(tmp_path / "missing") == []
+
+
+# ------------------------------------------------------------------ replace_file / remove_file
+
+
+@pytest.fixture(params=["exchange", "os.replace"])
+def swap_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways :func:`replace_file` can work (renameat2 exchange where Linux has it)."""
+    if request.param == "os.replace":
+        monkeypatch.setattr(_fileio, "_exchange", None)
+    elif _fileio._lookup_exchange() is None:
+        pytest.skip("renameat2(RENAME_EXCHANGE) is not available here")
+    return str(request.param)
+
+
+def test_replace_file_over_existing_leaves_only_the_new_file(tmp_path: Path, swap_mode: str) -> None:
+    (tmp_path / "a").write_text("old")
+    new = tmp_path / ".a.0123456789abcdef.tmp"
+    new.write_text("new")
+    with open(tmp_path / "a") as held:  # a reader that opened the old version
+        _fileio.replace_file(new, tmp_path / "a")
+        assert os.listdir(tmp_path) == ["a"]  # nothing left behind, at once
+        assert (tmp_path / "a").read_text() == "new"
+        assert held.read() == "old"  # the old version stays readable through its descriptor
+
+
+def test_replace_file_onto_a_missing_target(tmp_path: Path, swap_mode: str) -> None:
+    (tmp_path / "b").write_text("new")
+    _fileio.replace_file(tmp_path / "b", tmp_path / "a")
+    assert os.listdir(tmp_path) == ["a"] and (tmp_path / "a").read_text() == "new"
+
+
+def test_replace_file_missing_source_raises(tmp_path: Path, swap_mode: str) -> None:
+    (tmp_path / "a").write_text("old")
+    with pytest.raises(FileNotFoundError):
+        _fileio.replace_file(tmp_path / "nope", tmp_path / "a")
+    assert (tmp_path / "a").read_text() == "old"
+
+
+def test_replace_file_changes_the_signature(tmp_path: Path, swap_mode: str) -> None:
+    p = tmp_path / "f.py"
+    atomic_write_text(p, "a = 1\n")
+    before = file_signature(p)
+    atomic_write_text(p, "a = 2\n")
+    assert file_signature(p) != before and p.read_text() == "a = 2\n"
+
+
+def test_remove_file_name_goes_at_once_and_data_stays_readable_to_holders(tmp_path: Path) -> None:
+    p = tmp_path / "big.npy"
+    p.write_bytes(b"x" * 100_000)
+    with open(p, "rb") as held:
+        _fileio.remove_file(p)
+        assert os.listdir(tmp_path) == []
+        assert len(held.read()) == 100_000
+    with pytest.raises(FileNotFoundError):
+        _fileio.remove_file(p)
+
+
+def test_remove_file_unlinks_links_and_fifos_without_touching_targets(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("keep me")
+    (tmp_path / "link").symlink_to(target)
+    _fileio.remove_file(tmp_path / "link")
+    assert target.read_text() == "keep me" and not (tmp_path / "link").exists()
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
+        _fileio.remove_file(tmp_path / "fifo")  # must not block opening it
+    assert os.listdir(tmp_path) == ["target"]
+
+
+def test_remove_file_many_at_once_closes_every_descriptor(tmp_path: Path) -> None:
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        pytest.skip("needs /proc/self/fd")
+    before = len(os.listdir(fd_dir))
+    for i in range(300):  # more than the background queue holds: some close inline
+        (tmp_path / f"f{i}").write_bytes(b"x")
+        _fileio.remove_file(tmp_path / f"f{i}")
+    assert os.listdir(tmp_path) == []
+    deadline = time.monotonic() + 10
+    while len(os.listdir(fd_dir)) > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(os.listdir(fd_dir)) <= before
