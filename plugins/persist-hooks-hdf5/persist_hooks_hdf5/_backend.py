@@ -798,9 +798,18 @@ class Hdf5Backend(Backend):
         entries: dict[str, dict[str, Any]] = {}
         with rollback_on_error() as created:
             make_dirs(path.parent, created)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            # mode "x" creates the file (O_EXCL), never truncates one: truncating a file,
+            # even an empty one, makes ext4 start writing the data back when it is
+            # closed (auto_da_alloc), and the DataSet's next rename then waits for it
+            try:
+                h5file = h5py.File(path, "x", rdcc_nbytes=0)
+            except FileExistsError:
+                raise
+            except BaseException:
+                created.append(path)  # it may have been created before the failure
+                raise
             created.append(path)
-            with h5py.File(path, "w", rdcc_nbytes=0) as f:
+            with h5file as f:
                 for key, name, arr in prepared:
                     stored_dtype = _storage_dtype(arr.dtype)
                     stored_shape = (

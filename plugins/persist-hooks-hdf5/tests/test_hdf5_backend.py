@@ -181,3 +181,18 @@ def test_one_open_per_slice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(_backend, "_h5open", counting)
     assert_identical(proxy[40:45], np.arange(40.0, 45.0))
     assert len(opened) == 1
+
+
+def test_write_never_truncates_or_removes_an_existing_file(tmp_path: Path) -> None:
+    """The file is created exclusively (h5py mode "x"): an existing one is an error and stays.
+
+    Truncating even an empty file would make ext4 start writeback when HDF5 closes it,
+    which the DataSet's next rename then waits for.
+    """
+    b = Hdf5Backend()
+    (tmp_path / "g1.h5").write_bytes(b"someone else's")
+    with pytest.raises(FileExistsError):
+        b.write(tmp_path, "g1", {"a": np.arange(3.0)})
+    assert (tmp_path / "g1.h5").read_bytes() == b"someone else's"
+    entry = b.write(tmp_path, "g2", {"a": np.arange(3.0)})["a"]
+    assert_identical(np.asarray(b.open(tmp_path, entry)), np.arange(3.0))
