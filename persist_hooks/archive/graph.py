@@ -13,14 +13,20 @@ A list, tuple or dict that only its container refers to (its reference count
 shows it) gets no node: it is written in place, as text (one C ``repr`` where
 that is exact) with the nodes it holds in between (see ``Walker._inline``).
 It keeps a memo entry, so meeting it again (a later insert, a representer's
-output) turns it into a node after all.
+output) turns it into a node after all.  Runs of such dicts in a list (records
+with the same keys) are written in batches, column by column in C, with the
+same result (see ``Walker._inline_rows``).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
+from itertools import chain, compress, count, cycle, islice, repeat
+from operator import eq, is_, le, not_
 from typing import Any
 
 import numpy as np
@@ -253,6 +259,286 @@ def _refcount_baselines() -> tuple[int, int]:
 _SEQ_BASE, _DICT_BASE = _refcount_baselines()
 
 
+# -- rows written in place in batches (see Walker._inline_rows) ---------------------------
+
+_ROWS_MIN = 16
+"""Fewest rows :meth:`Walker._inline_rows` writes in one batch (shorter runs go row by row)."""
+_FLAT_MAX = 16
+"""Lists and tuples of literals up to this length are written element by element in a
+batch's template (a literal that every row holds is then written once, in the template)."""
+
+_ATOMIC, _LEAF, _NODE, _ODD = range(4)
+"""What :meth:`Walker._inline` makes of a row's value: a literal, a container of literals
+written as text, a node, or something a batch leaves to it (nan/inf, a huge int, complex)."""
+
+_SPECIAL = frozenset({*_ATOM, list, tuple, dict})
+"""Types of the values that are not always a node in a row."""
+
+_consume: Callable[[Iterable[Any]], object] = partial(deque, maxlen=0)
+"""Exhaust an iterator (in C)."""
+
+
+def _first_false(flags: Iterable[Any], default: int) -> int:
+    """Index of the first false flag, else ``default`` (iterating in C, stopping there)."""
+    return next(compress(count(), map(not_, flags)), default)
+
+
+def _tail_counts(items: list[Any], start: int, stop: int) -> Iterator[int]:
+    """Reference counts of ``items[start:stop]``, lazily: the shape :data:`_ROW_BASE` is measured on."""
+    return map(sys.getrefcount, islice(items, start, stop))
+
+
+def _row_table(rows: list[dict[str, Any]], width: int) -> tuple[list[Any], list[list[Any]]]:
+    """The values of ``rows`` (each with the same ``width`` keys in the same order): flat, and by column."""
+    values = list(chain.from_iterable(map(dict.values, rows)))
+    return values, [values[c::width] for c in range(width)]
+
+
+def _column_counts(columns: list[list[Any]]) -> list[list[int] | None]:
+    """Reference counts of the values of each column that starts with a list, tuple or dict.
+
+    Called while the flat values and the columns of :func:`_row_table` are alive: the
+    shape :data:`_VALUE_BASE` is measured on.
+    """
+    return [list(map(sys.getrefcount, col)) if type(col[0]) in _LEAF_KINDS else None for col in columns]
+
+
+def _batch_baselines() -> tuple[int, int]:
+    """Reference counts of a row, and of a value of a row, that only their container refers to.
+
+    A batch counts the rows after the first through :func:`_tail_counts` (the count
+    includes the argument ``map`` passes) and the values through :func:`_column_counts`
+    (it includes the flat value list and the column of :func:`_row_table`, and the
+    argument).  Both are measured here through the same helpers on probe rows built
+    like real ones, so nothing is guessed: a row or value with at most this count is
+    referenced by its container alone, exactly as ``_SEQ_BASE``/``_DICT_BASE`` tell
+    in :meth:`Walker._scan` and :meth:`Walker._inline`.  ``(0, 0)``: batches are off.
+    """
+    if not _SEQ_BASE:
+        return (0, 0)
+    probe: list[dict[str, list[int]]] = [{"k": []}, {"k": []}]
+    row = next(_tail_counts(probe, 1, 2))
+    values, columns = _row_table(probe, 1)
+    counts = _column_counts(columns)[0]
+    assert counts is not None and len(values) == 2
+    return (row, counts[1])
+
+
+_ROW_BASE, _VALUE_BASE = _batch_baselines()
+
+
+def _plain(y: Any) -> bool:
+    """Whether the literal ``y`` is written by its ``repr``: not a nan/inf float nor a huge int."""
+    t = type(y)
+    if t is float:
+        return math.isfinite(y)
+    if t is int:
+        return y.bit_length() < _HUGE_INT_BITS  # type: ignore[no-any-return]
+    return True
+
+
+def _all_plain(values: Sequence[Any], types: set[type]) -> bool:
+    """:func:`_plain` of every literal in ``values``, whose types are ``types`` (in C where they allow)."""
+    if not _floats_finite(values, types):
+        return False
+    if int not in types:
+        return True
+    ints = values if len(types) == 1 else compress(values, map(is_, map(type, values), repeat(int)))
+    return max(map(int.bit_length, ints)) < _HUGE_INT_BITS
+
+
+def _floats_finite(values: Sequence[Any], types: set[type]) -> bool:
+    """Whether the floats among ``values`` (of ``types``) are finite: their sum is, else one by one."""
+    if float not in types:
+        return True
+    floats = values if len(types) == 1 else list(compress(values, map(is_, map(type, values), repeat(float))))
+    return math.isfinite(sum(floats)) or all(map(math.isfinite, floats))
+
+
+def _value_kind(x: Any, n: int) -> int:
+    """What :meth:`Walker._inline` makes of the row value ``x``, whose count is ``n`` (-1: not counted)."""
+    t = type(x)
+    if t in _REPR_EXACT:
+        return _ATOMIC if _plain(x) else _ODD
+    if t is list or t is tuple or t is dict:
+        if n < 0:
+            return _ODD
+        if n > _VALUE_BASE or len(x) > CHUNK:
+            return _NODE
+        elements = [*x, *x.values()] if t is dict else x
+        if not set(map(type, elements)) <= _REPR_EXACT:
+            return _NODE
+        return _LEAF if all(map(_plain, elements)) else _ODD
+    return _ODD if t in _ATOM else _NODE
+
+
+def _atoms_fit(values: list[Any]) -> bool:
+    """Whether ``values`` are literals written by their ``repr`` (ints aside: see :func:`_texts_short`)."""
+    types = set(map(type, values))
+    return types <= _REPR_EXACT and _floats_finite(values, types)
+
+
+def _column_kind(col: list[Any], counts: list[int] | None) -> tuple[int, int, list[list[Any]] | None]:
+    """The kind of a column's first value, how many values from the first are of that kind
+    (containers of literals: of its type too), and for lists and tuples of literals of
+    one length (at most :data:`_FLAT_MAX`), their elements by position.
+
+    Whole-column checks in C first: of the types, and that the floats are finite (that
+    no int is huge is told by the length of the texts, see :func:`_texts_short`);
+    where one fails, value by value up to the first value of another kind.
+    """
+    m = len(col)
+    kind = _value_kind(col[0], -1 if counts is None else counts[0])
+    if kind == _ODD:
+        return kind, 0, None
+    types = set(map(type, col))
+    if kind == _ATOMIC:
+        if types <= _REPR_EXACT and _floats_finite(col, types):
+            return kind, m, None
+    elif kind == _LEAF:
+        assert counts is not None
+        if len(types) == 1 and max(counts) <= _VALUE_BASE:
+            sizes = set(map(len, col))
+            t = type(col[0])
+            w = len(col[0])
+            if t is not dict and len(sizes) == 1 and 0 < w <= _FLAT_MAX:
+                elements = list(chain.from_iterable(col))
+                inner = [elements[e::w] for e in range(w)]
+                if all(map(_atoms_fit, inner)):
+                    return kind, m, inner
+            elif max(sizes) <= CHUNK:
+                elements = list(chain.from_iterable(col))
+                if t is dict:
+                    elements += chain.from_iterable(map(dict.values, col))
+                if _atoms_fit(elements):
+                    return kind, m, None
+    elif not types & _SPECIAL:  # no literal, list, tuple or dict: nodes all
+        return kind, m, None
+    kinds = map(_value_kind, col, repeat(-1) if counts is None else counts)
+    fit = _first_false(map(eq, kinds, repeat(kind)), m)
+    if kind == _LEAF:  # of one type too (their copies and texts are made alike)
+        fit = _first_false(map(is_, map(type, col[:fit]), repeat(type(col[0]))), fit)
+    return kind, fit, None
+
+
+def _leaf_plain(x: Any) -> bool:
+    """:func:`_plain` of every literal in the list, tuple or dict ``x``."""
+    return all(map(_plain, [*x, *x.values()] if type(x) is dict else x))
+
+
+def _plain_fit(col: list[Any], inner: list[list[Any]] | None) -> int:
+    """How many values from the first of a column of literals or of containers of them
+    (``inner``: their elements by position) hold only plain numbers (see :func:`_plain`)."""
+    m = len(col)
+    if inner is not None:
+        return min(_plain_fit(e, None) for e in inner)
+    leaves = type(col[0]) in _LEAF_KINDS
+    elements = list(chain.from_iterable(col)) if leaves else col
+    if leaves and type(col[0]) is dict:
+        elements += chain.from_iterable(map(dict.values, col))
+    if _all_plain(elements, set(map(type, elements))):
+        return m
+    return _first_false(map(_leaf_plain if leaves else _plain, col), m)
+
+
+def _texts_short(texts: list[list[str]], varying: list[bool]) -> bool:
+    """Whether no text is longer than :data:`_REPR_MAX` (the digits of a huge int are).
+    ``varying``: False for the lists that repeat one text."""
+    return all(
+        max(map(len, column if many else column[:1]), default=0) <= _REPR_MAX
+        for column, many in zip(texts, varying, strict=True)
+    )
+
+
+def _row_texts(templates: list[tuple[str, list[Sequence[Any]]]], m: int) -> list[list[str]] | None:
+    """The texts of ``m`` rows, by template (None: an int over the interpreter's str digit limit)."""
+    try:
+        return [
+            list(map(tmpl.__mod__, zip(*fields, strict=True))) if fields else [tmpl % ()] * m
+            for tmpl, fields in templates
+        ]
+    except ValueError:
+        return None
+
+
+def _truncate(
+    m: int, rows: list[Any], values: list[Any], columns: list[list[Any]], inners: list[list[list[Any]] | None]
+) -> None:
+    """Keep the first ``m`` rows of a batch (in place: the templates' fields are these lists)."""
+    del rows[m:]
+    del values[m * len(columns) :]
+    for col in columns:
+        del col[m:]
+    for inner in inners:
+        for elements in inner or ():
+            del elements[m:]
+
+
+class _RowBatch:
+    """The memo entries of rows written in place in one batch, queued by column.
+
+    :meth:`Walker._inline` queues ``(row, owner, index, text, snapshot, leaves,
+    copies)`` for each row; a batch keeps the same by column and makes the entries
+    only when they are indexed (most archives are never looked up again): ``values``
+    are the rows' values as walked, flat (:data:`_HOLE` where the text holds a node),
+    ``leaves`` the columns of containers of literals with their copies (None: made
+    from ``inner``, their elements as walked, by position).  A row's snapshot is a
+    tuple of its keys and values alternating (what :meth:`Walker._explode` reads of
+    a dict's), cheaper to make than a dict.
+    """
+
+    __slots__ = ("index", "keys", "leaves", "owner", "rows", "texts", "values")
+
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        owner: Node,
+        index: int,
+        texts: list[Any],
+        keys: tuple[str, ...],
+        values: list[Any],
+        leaves: list[tuple[int, Sequence[Any] | None, list[list[Any]]]],
+    ) -> None:
+        self.rows = rows
+        self.owner = owner
+        self.index = index
+        self.texts = texts
+        self.keys = keys
+        self.values = values
+        self.leaves = leaves
+
+    def index_into(self, memo_leaf: dict[int, Entry]) -> None:
+        """Add the entries :meth:`Walker._index_written` makes of the rows' queued tuples."""
+        rows = self.rows
+        owner = self.owner
+        keys = self.keys
+        values = self.values
+        indices = range(self.index, self.index + len(rows))
+        # each row's snapshot: its keys and values alternating, as ``_explode`` reads a dict's
+        alternating: list[Any] = [None] * (2 * len(values))
+        alternating[::2] = keys * len(rows)
+        alternating[1::2] = values
+        snapshots = zip(*[iter(alternating)] * (2 * len(keys)), strict=True)
+        entries = zip(rows, repeat(owner), indices, self.texts, repeat(None), snapshots, strict=False)
+        memo_leaf.update(zip(map(id, rows), entries, strict=True))
+        for c, copies, inner in self.leaves:
+            if copies is None:  # lists written element by element
+                copies = list(map(list, zip(*inner, strict=True)))
+            leaves = values[c :: len(keys)]
+            entries = zip(leaves, repeat(owner), indices, repeat(None), rows, copies, strict=False)
+            memo_leaf.update(zip(map(id, leaves), entries, strict=True))
+
+
+def _template_field(col: Sequence[Any], frags: list[str], fields: list[Sequence[Any]]) -> None:
+    """Add a column of literals to a batch's ``%`` template: its text when every row holds the same object."""
+    first = col[0]
+    if all(map(is_, col, repeat(first))):
+        frags.append(repr(first).replace("%", "%%"))
+    else:
+        frags.append("%r")
+        fields.append(col)
+
+
 class Node:
     """One object of the graph and how to build it.
 
@@ -436,15 +722,18 @@ class Walker:
         # they are ``owner.parts[index]`` (``text``: a str, or an inline container's
         # pieces), or sit in the inline container ``inside`` there (``text`` may then
         # be None).  ``contents`` is None for a plain leaf, else a snapshot of the
-        # elements as walked.  A second reference to one upgrades it to a node.
+        # elements as walked (a dict's: a dict, or its keys and values alternating in
+        # a tuple).  A second reference to one upgrades it to a node.
         self.memo_leaf: dict[int, Entry] = {}
         # Entries of containers only their owner referred to are indexed lazily: such a
         # container is met again only by a later insert (``begin`` indexes them) or
         # through a representer's output, where the lookup indexes them first when
         # they could match (a list, tuple or dict of one of ``written_lens``).  Queued
         # as ``(obj, owner, index, text, contents, leaves, copies)``: ``leaves`` are
-        # the literal-only containers written inside ``obj``, ``copies`` their contents.
+        # the literal-only containers written inside ``obj``, ``copies`` their contents;
+        # rows written in a batch as one ``_RowBatch`` that makes the same entries.
         self.written: list[Written] = []
+        self.written_rows: list[_RowBatch] = []
         self.written_lens: set[int] = set()
         self.prelude: list[Node] = []
         self._upgrades: list[tuple[Node, Entry, str | None, list[tuple[int, Entry]]]] = []
@@ -507,19 +796,24 @@ class Walker:
         self.free_names = self._free_before
         self._pending = []
         self.written.clear()  # all made by the failed walk (``_index_written`` ran in ``begin``)
+        self.written_rows.clear()
         self.written_lens.clear()
         self.commit()
 
     def _index_written(self) -> None:
         """Move the queued entries of containers written in place into :attr:`memo_leaf`."""
         written = self.written  # cleared in place: the scans hold it
-        if written:
+        batches = self.written_rows
+        if written or batches:
             memo_leaf = self.memo_leaf
             for obj, owner, index, text, contents, leaves, copies in written:
                 memo_leaf[id(obj)] = (obj, owner, index, text, None, contents)
                 for x, c in zip(leaves, copies, strict=True):
                     memo_leaf[id(x)] = (x, owner, index, None, obj, c)
+            for batch in batches:
+                batch.index_into(memo_leaf)
             written.clear()
+            batches.clear()
             self.written_lens.clear()
 
     # -- walking ------------------------------------------------------------------
@@ -541,7 +835,12 @@ class Walker:
         if f is not None:
             return f(v)
         node = self.memo.get(id(v))
-        if node is None and self.written and type(v) in _LEAF_KINDS and len(v) in self.written_lens:  # type: ignore[arg-type]
+        if (
+            node is None
+            and (self.written or self.written_rows)
+            and type(v) in _LEAF_KINDS
+            and len(v) in self.written_lens  # type: ignore[arg-type]
+        ):
             self._index_written()
         if node is None and self.memo_leaf:
             leaf = self.memo_leaf.get(id(v))
@@ -588,7 +887,8 @@ class Walker:
     def _explode(self, node: Node, contents: Any, text: Any) -> list[tuple[int, Entry]]:
         """Give an upgraded inline container's node its parts; return the memo entries re-pointed to it.
 
-        ``contents`` is the container's snapshot taken when it was walked, with
+        ``contents`` is the container's snapshot taken when it was walked (a
+        dict's: a dict, or a tuple of its keys and values alternating), with
         :data:`_HOLE` where ``text`` (its pieces) holds a node.
         """
         memo = self.memo
@@ -691,7 +991,8 @@ class Walker:
         container.  It still gets a memo entry, for a later insert or a
         representer that hands it out again.  Any other container gets its node
         at once, where it is first met (so what is written, and in which order,
-        does not depend on references from outside the graph).
+        does not depend on references from outside the graph).  Runs of dicts
+        go to :meth:`_inline_rows` first, which writes them in batches.
         """
         atoms = _ATOM
         append = parts.append
@@ -700,11 +1001,29 @@ class Walker:
         seq_base = _SEQ_BASE
         written = self.written
         lens = self.written_lens
+        # runs of dict rows are written in batches (``_inline_rows``): ``window`` rows at
+        # most, the next attempt not before ``retry`` (later after each failed one)
+        total = len(items)
+        batches = bool(inline and leaf_ok and _ROW_BASE) and total >= _ROWS_MIN
+        window = total
+        retry = skip = 0
         i = -1
-        for v in items:
+        it = iter(items)
+        for v in it:
             i += 1
             t = type(v)
             if t is dict and inline and leaf_ok and getrefcount(v) <= seq_base and len(v) <= CHUNK:
+                if batches and i >= retry:
+                    done, fit = self._inline_rows(items, i, min(total, i + window), node, parts, deps)
+                    if done:
+                        _consume(islice(it, done - 1))
+                        i += done - 1
+                        window = 2 * window if done == window else 4 * _ROWS_MIN
+                        skip = 0
+                        continue
+                    window = 4 * _ROWS_MIN
+                    retry = i + max(fit, 1) + skip
+                    skip = 2 * skip + 1
                 append(self._inline(v, t, node, len(parts), i, deps))  # the common record
                 continue
             if t is str:
@@ -908,6 +1227,175 @@ class Walker:
         if leaves:
             lens.update(map(len, leaves))
         return text
+
+    def _inline_rows(
+        self, items: list[Any], start: int, stop: int, owner: Node, parts: list[Any], deps: list[Node]
+    ) -> tuple[int, int]:
+        """:meth:`_inline` for the dict rows ``items[start:stop]`` at once, or for none.
+
+        ``items[start]`` is a dict :meth:`_scan` found referenced by ``items`` only; the
+        batch takes the rows after it that are too and have its keys (all ``str``, the
+        same objects in the same order), up to the first row where a column changes
+        kind (a literal, a container of literals, a node: see :func:`_value_kind`) or
+        holds what :meth:`_inline` would not write by ``repr`` (nan/inf, a huge int,
+        complex).  The rows' texts come from one ``%`` template per stretch between
+        nodes, with the keys (and the literals every row holds) written into it.  The
+        rest is what :meth:`_inline` makes row by row: the same parts, node references
+        and dependencies, in the same order, and the same memo entries (queued as a
+        :class:`_RowBatch`).  Returns ``(written, fit)``: the number of rows written
+        (0 when fewer than :data:`_ROWS_MIN` fit) and of leading rows found to fit.
+        """
+        keys = tuple(items[start])
+        width = len(keys)
+        if not width or set(map(type, keys)) != {str}:
+            return 0, 0
+        # rows referenced by ``items`` only, of as many keys: checked in C over the run,
+        # and where a check fails, up to the first row failing it
+        first = start + 1
+        n = stop - first
+        if set(map(type, islice(items, first, stop))) != {dict}:
+            n = _first_false(map(is_, map(type, islice(items, first, stop)), repeat(dict)), n)
+        if n and max(_tail_counts(items, first, first + n)) > _ROW_BASE:
+            n = _first_false(map(le, _tail_counts(items, first, first + n), repeat(_ROW_BASE)), n)
+        if n and set(map(len, islice(items, first, first + n))) != {width}:
+            n = _first_false(map(eq, map(len, islice(items, first, first + n)), repeat(width)), n)
+        m = n + 1
+        if m < _ROWS_MIN:
+            return 0, m
+        rows: list[dict[str, Any]] = items[start : start + m]
+        if not all(map(is_, chain.from_iterable(rows), cycle(keys))):
+            m = _first_false(map(is_, chain.from_iterable(rows), cycle(keys)), m * width) // width
+            if m < _ROWS_MIN:
+                return 0, m
+            del rows[m:]
+        values, columns = _row_table(rows, width)
+        counts = _column_counts(columns)  # first, while nothing else refers to the values
+        kinds: list[int] = []
+        inners: list[list[list[Any]] | None] = []
+        for col, col_counts in zip(columns, counts, strict=True):
+            kind, fit, inner = _column_kind(col, col_counts)
+            kinds.append(kind)
+            inners.append(inner)
+            m = min(m, fit)
+            if m < _ROWS_MIN:
+                return 0, m
+        if m < len(rows):
+            _truncate(m, rows, values, columns, inners)
+        # the texts: one ``%`` template per stretch of columns between two nodes
+        templates: list[tuple[str, list[Sequence[Any]]]] = []
+        frags = ["{"]
+        fields: list[Sequence[Any]] = []
+        node_columns: list[int] = []
+        leaf_columns: list[int] = []
+        for c, key in enumerate(keys):
+            col = columns[c]
+            kind = kinds[c]
+            inner = inners[c]
+            if c:
+                frags.append(", ")
+            frags.append(repr(key).replace("%", "%%") + ": ")
+            if kind == _NODE:
+                templates.append(("".join(frags), fields))
+                frags = []
+                fields = []
+                node_columns.append(c)
+            elif kind == _ATOMIC:
+                _template_field(col, frags, fields)
+            elif inner is None:
+                leaf_columns.append(c)
+                frags.append("%r")
+                fields.append(col)
+            else:
+                leaf_columns.append(c)
+                t = type(col[0])
+                frags.append("[" if t is list else "(")
+                for e, elements in enumerate(inner):
+                    if e:
+                        frags.append(", ")
+                    _template_field(elements, frags, fields)
+                frags.append("]" if t is list else ",)" if len(inner) == 1 else ")")
+        frags.append("}")
+        templates.append(("".join(frags), fields))
+        texts = _row_texts(templates, m)
+        if texts is None or not _texts_short(texts, [bool(f) for _, f in templates]):
+            # an int may be huge (or a str is long): check the numbers
+            fits = [_plain_fit(columns[c], inners[c]) for c in range(width) if kinds[c] != _NODE]
+            fit = min(fits, default=m)
+            if fit < _ROWS_MIN:
+                return 0, fit
+            if fit < m:
+                m = fit
+                _truncate(m, rows, values, columns, inners)
+                texts = _row_texts(templates, m)
+            if texts is None:  # an int over the interpreter's str digit limit: row by row
+                return 0, m
+        # the memo entries' contents: copies of the lists and dicts (tuples are their own;
+        # lists written element by element are copied from ``inner`` if ever indexed)
+        lens = self.written_lens
+        lens.add(width)
+        leaves: list[tuple[int, Sequence[Any] | None, list[list[Any]]]] = []
+        for c in leaf_columns:
+            col = columns[c]
+            t = type(col[0])
+            inner = inners[c]
+            if inner is not None:
+                lens.add(len(inner))
+                leaves.append((c, col if t is tuple else None, inner))
+            else:
+                lens.update(map(len, col))
+                leaves.append((c, col if t is tuple else list(map(t.copy, col)), []))
+        out: list[Any] = texts[0]
+        if node_columns:
+            node_keys = [keys[c] for c in node_columns]
+            nodes = self._row_nodes([columns[c] for c in node_columns], node_keys, start, owner, deps)
+            pieces: list[list[Any]] = [texts[0]]
+            for c, column_nodes, text in zip(node_columns, nodes, texts[1:], strict=True):
+                pieces.append(column_nodes)
+                pieces.append(text)
+                values[c::width] = [_HOLE] * m  # the snapshots show the nodes as holes
+            out = list(map(list, zip(*pieces, strict=True)))
+            owner.framed = True
+        self.written_rows.append(_RowBatch(rows, owner, len(parts), out, keys, values, leaves))
+        parts.extend(out)
+        return m, m
+
+    def _row_nodes(
+        self, cols: list[list[Any]], keys: list[str], start: int, owner: Node, deps: list[Node]
+    ) -> list[list[Node]]:
+        """The nodes of the node columns ``cols`` of a batch (rows from ``items[start]``), by column.
+
+        Looked up or made, counted and depended on row by row, key by key, as
+        :meth:`_inline` does; when every row holds the same objects, the first row
+        does and the others repeat its effect.
+        """
+        memo = self.memo
+        m = len(cols[0])
+        same = all(all(map(is_, col, repeat(col[0]))) for col in cols)
+        out: list[list[Node]] = [[] for _ in cols]
+        for j, objs in enumerate(zip(*cols, strict=True)):
+            for x, key, column_nodes in zip(objs, keys, out, strict=True):
+                node = memo.get(id(x))
+                if node is None:
+                    node = self.child(x, owner, (_IN, start + j, key))  # type: ignore[assignment]
+                else:
+                    node.refs += 1
+                if not deps or deps[-1] is not node:  # rows sharing one object: depend once
+                    deps.append(node)  # type: ignore[arg-type]
+                column_nodes.append(node)  # type: ignore[arg-type]
+            if same:
+                break
+        if same:
+            again: list[Node] = []  # what each further row appends to ``deps``
+            last = deps[-1]
+            for column_nodes in out:
+                node = column_nodes[0]
+                node.refs += m - 1
+                if node is not last:
+                    again.append(node)
+                    last = node
+            deps.extend(again * (m - 1))
+            out = [column_nodes * m for column_nodes in out]
+        return out
 
     def _written(self, v: Any, owner: Node, index: int, text: Any, contents: Any, leaves: list[Any], copies: list[Any]) -> None:
         """Queue the memo entries of ``v``, written in place, and of the ``leaves`` written inside it."""
