@@ -126,19 +126,20 @@ class Archive:
         walker = self._walker
         stmts = self._stmts
         mark = len(stmts)
-        walker.begin()
         enabled = gc.isenabled()
-        gc.disable()  # the walk allocates many containers; collections would rescan them all
-        try:
-            parts = [(name, walker.root(name, obj)) for name, obj in objs.items()]
-            for name, part in parts:
-                if part.__class__ is Node:
-                    order([part], stmts)
-                stmts.append((ROOT, name, part))
-        except BaseException:
-            del stmts[mark:]
-            walker.rollback()
-            raise
+        gc.disable()  # the walk (and indexing earlier inserts) allocates many containers;
+        try:  # collections would rescan them all
+            walker.begin()
+            try:
+                parts = [(name, walker.root(name, obj)) for name, obj in objs.items()]
+                for name, part in parts:
+                    if part.__class__ is Node:
+                        order([part], stmts)
+                    stmts.append((ROOT, name, part))
+            except BaseException:
+                del stmts[mark:]
+                walker.rollback()
+                raise
         finally:
             if enabled:
                 gc.enable()
