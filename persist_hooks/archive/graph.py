@@ -178,6 +178,22 @@ def _atoms_text(v: Any, t: type) -> str | None:
     return text
 
 
+def _exact_copy(x: Any, t: type) -> Any:
+    """A copy of the list or dict ``x`` (a tuple: itself) whose elements (and keys) are all of
+    a type in :data:`_REPR_EXACT`, else ``None``: what :meth:`Walker._inline` keeps of a
+    container of literals it writes inside a row."""
+    exact = _REPR_EXACT
+    if t is dict:
+        for k, y in x.items():
+            if type(k) not in exact or type(y) not in exact:
+                return None
+        return x.copy()
+    for y in x:
+        if type(y) not in exact:
+            return None
+    return x if t is tuple else x.copy()
+
+
 def _leaf_dict_text(v: dict[Any, Any]) -> str | None:
     parts: list[str] = []
     append = parts.append
@@ -1134,23 +1150,15 @@ class Walker:
                     return self._inline_items(v, t, owner, index, access, deps)
                 if tx in exact:
                     continue
-                if (tx is list or tx is tuple or tx is dict) and getrefcount(x) <= base and len(x) <= CHUNK:
-                    if tx is dict:
-                        for kk, y in x.items():
-                            if type(kk) not in exact or type(y) not in exact:
-                                break
-                        else:
-                            leaves.append(x)
-                            copies.append(x.copy())
-                            continue
-                    else:
-                        for y in x:
-                            if type(y) not in exact:
-                                break
-                        else:
-                            leaves.append(x)
-                            copies.append(x if tx is tuple else x.copy())
-                            continue
+                if (
+                    (tx is list or tx is tuple or tx is dict)
+                    and getrefcount(x) <= base
+                    and len(x) <= CHUNK
+                    and (copy := _exact_copy(x, tx)) is not None
+                ):
+                    leaves.append(x)
+                    copies.append(copy)
+                    continue
                 elif tx in _ATOM:  # complex: its text is not its repr
                     return self._inline_items(v, t, owner, index, access, deps)
                 holes.append(k)
@@ -1162,23 +1170,15 @@ class Walker:
                 tx = type(x)
                 if tx in exact:
                     continue
-                if (tx is list or tx is tuple or tx is dict) and getrefcount(x) <= base and len(x) <= CHUNK:
-                    if tx is dict:
-                        for kk, y in x.items():
-                            if type(kk) not in exact or type(y) not in exact:
-                                break
-                        else:
-                            leaves.append(x)
-                            copies.append(x.copy())
-                            continue
-                    else:
-                        for y in x:
-                            if type(y) not in exact:
-                                break
-                        else:
-                            leaves.append(x)
-                            copies.append(x if tx is tuple else x.copy())
-                            continue
+                if (
+                    (tx is list or tx is tuple or tx is dict)
+                    and getrefcount(x) <= base
+                    and len(x) <= CHUNK
+                    and (copy := _exact_copy(x, tx)) is not None
+                ):
+                    leaves.append(x)
+                    copies.append(copy)
+                    continue
                 elif tx in _ATOM:
                     return self._inline_items(v, t, owner, index, access, deps)
                 holes.append(i)
