@@ -287,3 +287,70 @@ def test_failure_mid_write_removes_files_and_new_directories(
         NpyBackend().write(root, "x_data/deep/g1", {"a": np.arange(3), "b": np.arange(4)})
     assert len(calls) == 2
     assert list(root.iterdir()) == []
+
+
+# ------------------------------------------------------------------ checksums on pool threads
+
+
+def test_checksums_from_many_threads_at_once_are_each_right() -> None:
+    """More concurrent writers than pool threads: each gets its own array's checksum."""
+    import threading
+
+    from persist_hooks.backends.base import start_checksum
+
+    arrays = [np.full(1 << 18, i, dtype="<f8") for i in range(12)]
+    results: dict[int, str | None] = {}
+    barrier = threading.Barrier(len(arrays))
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        results[i] = start_checksum(arrays[i])()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(arrays))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: checksum(a) for i, a in enumerate(arrays)}
+
+
+def test_checksum_pool_keeps_no_reference_to_the_array() -> None:
+    import weakref
+
+    from persist_hooks.backends.base import start_checksum
+
+    arr = np.arange(1 << 18, dtype="<f8")
+    ref = weakref.ref(arr)
+    expected = checksum(arr)
+    assert start_checksum(arr)() == expected
+    del arr
+    assert ref() is None
+
+
+def test_checksum_errors_reach_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    from persist_hooks.backends import base
+
+    def broken(arr: Any) -> str:
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(base, "checksum", broken)
+    result = base.start_checksum(np.zeros(1 << 18))
+    with pytest.raises(MemoryError, match="no room"):
+        result()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_checksums_work_in_a_forked_child_after_the_parent_used_the_pool() -> None:
+    from persist_hooks.backends.base import start_checksum
+
+    arr = np.arange(1 << 18, dtype="<f8")
+    assert start_checksum(arr)() == checksum(arr)  # the parent's pool threads exist now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        import signal
+
+        signal.alarm(30)  # a pool that waits for the parent's threads would hang: die instead
+        ok = start_checksum(arr)() == checksum(arr)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
