@@ -32,7 +32,12 @@ For each size N and each installed backend (``npy``, ``hdf5``, ``zarr``), in one
   cost is O(rows appended), not O(array size).
 
 Times are the best of ``--repeat`` runs, warm page cache, no fsync (``durable``
-off in both).  Nothing here asserts: numbers are printed for people.
+off in both).  Each write/read measurement starts once creating a file in the
+scratch directory is fast again (ext4 without a journal slows file creation after
+many deletions), and each run right after touching as much memory as it writes
+(freed memory returned to a VM's host costs a page fault to reuse); both are
+printed and explained in ``_timing.py``.  Nothing here asserts: numbers are
+printed for people.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _timing import best
+from _timing import best, quiet_file_system
 
 import persist_hooks as ph
 from persist_hooks.dataset import DataSet
@@ -216,13 +221,17 @@ def ratio(ours: float, ref: float) -> str:
     return f"{ours / ref:6.2f}x" if ref > 0 else "   n/a"
 
 
-def bench_size(n: int, backends: list[str], work: Path, repeat: int, rows: list[list[str]]) -> None:
+def bench_size(
+    n: int, backends: list[str], work: Path, repeat: int, rows: list[list[str]], states: list[str]
+) -> None:
     arr = np.random.default_rng(0).standard_normal(n)
     for backend in backends:
         root = work / f"ds_{backend}"
         fresh(root)
         ds = DataSet("data", "w", path=root, backend=backend, durable=False)
         ds.x = arr[:1000]  # create the DataSet, import the backend's library: outside the timings
+        states.append(f"{n:.0e} {backend}: {quiet_file_system(work)}")
+        prime = arr.nbytes + (16 << 20)
 
         def write(ds: DataSet = ds) -> None:
             ds.x = arr
@@ -231,23 +240,23 @@ def bench_size(n: int, backends: list[str], work: Path, repeat: int, rows: list[
             if "x" in ds:
                 del ds.x
 
-        t_write = best(write, repeat, setup=remove_item)  # a new item
+        t_write = best(write, repeat, setup=remove_item, prime=prime)  # a new item
         write()
-        t_replace = best(write, repeat)  # each run supersedes the item the previous wrote
+        t_replace = best(write, repeat, prime=prime)  # each run supersedes the previous item
         reader = DataSet("data", "r", path=root)
 
         def read(reader: DataSet = reader) -> np.ndarray[Any, Any]:
             return np.array(reader.x)
 
         assert np.array_equal(read(), arr)
-        t_read = best(read, repeat)
+        t_read = best(read, repeat, prime=prime)
         results: list[tuple[str, float, float, float]] = []
         for lib in libraries(backend, work):
             lib.write(arr[:1000])  # import the library outside the timings
-            t_lw = best(functools.partial(lib.write, arr), repeat, setup=lib.clear)
+            t_lw = best(functools.partial(lib.write, arr), repeat, setup=lib.clear, prime=prime)
             assert np.array_equal(lib.read(), arr)
-            t_lr = best(lib.read, repeat)
-            t_lrep = best(functools.partial(lib.write, arr), repeat)  # overwrites its file
+            t_lr = best(lib.read, repeat, prime=prime)
+            t_lrep = best(functools.partial(lib.write, arr), repeat, prime=prime)  # overwrites
             results.append((lib.label, t_lw, t_lr, t_lrep))
             lib.clear()
         # a third-party backend has no reference: ratios n/a
@@ -373,8 +382,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(f"backends: {', '.join(backends)}; sizes: {sizes}; best of {repeat}; {work}")
         rows: list[list[str]] = []
+        states: list[str] = []
         for n in sizes:
-            bench_size(n, backends, work, repeat, rows)
+            bench_size(n, backends, work, repeat, rows, states)
+        print("\nat the start of each write/read measurement (see _timing.quiet_file_system):")
+        for state in states:
+            print(f"  {state}")
         print("\nwrite and read of N float64 through DataSet vs the library (same layout);")
         print("new: into a new item / file; replace: superseding the item / overwriting the file;")
         print("target <= 1.10x; last column: vs the library's default layout (w new / r ratios)")
