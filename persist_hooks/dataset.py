@@ -471,8 +471,11 @@ class DataSet:
         keep = fmt.data_names(entries, name) | fmt.data_names(_arrays_of(bak_header), name)
         foreign_backup = bak_text is not None and bak_header is None
         with contextlib.suppress(OSError):
-            _remove_generations(data_dir, keep=keep, everything=not foreign_backup, among=listing)
-            if not os.listdir(data_dir):
+            if listing:
+                _remove_generations(
+                    data_dir, keep=keep, everything=not foreign_backup, among=listing
+                )
+            if not keep and not os.listdir(data_dir):  # nothing written there: drop the dir
                 data_dir.rmdir()
         _delete_remote(root, old_header, keep=(header, bak_header))  # data at fsspec URLs
         if replaced_bak_header is not bak_header:

@@ -354,3 +354,15 @@ def test_checksums_work_in_a_forked_child_after_the_parent_used_the_pool() -> No
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_checksum_without_overlap_is_computed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``overlap=False`` (for writers that hold the GIL) never involves a pool thread."""
+    from persist_hooks.backends import base
+
+    def no_pool() -> Any:
+        raise AssertionError("a pool thread was asked for")
+
+    monkeypatch.setattr(base, "_checksum_pool", no_pool)
+    arr = np.arange(1 << 18, dtype="<f8")
+    assert base.start_checksum(arr, overlap=False)() == checksum(arr)

@@ -249,17 +249,21 @@ def checksum(arr: Any) -> str:
     return str(c)
 
 
-def start_checksum(arr: np.ndarray[Any, Any]) -> Callable[[], str | None]:
+def start_checksum(
+    arr: np.ndarray[Any, Any], *, overlap: bool = True
+) -> Callable[[], str | None]:
     """Start computing :func:`checksum` of ``arr``; return a function that waits for the result.
 
-    Large arrays are checksummed in a thread while the caller writes them
+    Large arrays are checksummed on a pool thread while the caller writes them
     (both CRC implementations release the GIL on large buffers, so with a free
-    core the checksum costs the write almost nothing); small ones at once.  The
-    pool thread signals that it has started before this returns, so a caller that
-    then enters C code holding the GIL (h5py) does not delay it.  A
-    placeholder of an array computed while it is written (a dask array, see
-    :mod:`persist_hooks.backends.lazy`) gets no checksum (``None``): its
-    bytes do not exist yet.
+    core the checksum costs the write almost nothing); small ones at once, and
+    every array at once with ``overlap=False``: a caller that goes on to write
+    in C code holding the GIL (h5py) would keep the pool thread from starting
+    until it is done, and waiting for the thread to start first costs a wake-up
+    of the other core, 0.2-0.9 ms on a virtual machine, more than the checksum
+    of 8 MB (0.35 ms).  A placeholder of an array computed while it is written
+    (a dask array, see :mod:`persist_hooks.backends.lazy`) gets no checksum
+    (``None``): its bytes do not exist yet.
 
     Example:
         >>> result = start_checksum(np.zeros(1 << 18))
@@ -270,7 +274,7 @@ def start_checksum(arr: np.ndarray[Any, Any]) -> Callable[[], str | None]:
 
     if lazy_source(arr) is not None:
         return lambda: None
-    if arr.nbytes < _THREAD_MIN_BYTES:
+    if arr.nbytes < _THREAD_MIN_BYTES or not overlap:
         value = checksum(arr)
         return lambda: value
     job = _ChecksumJob(arr)
@@ -278,23 +282,20 @@ def start_checksum(arr: np.ndarray[Any, Any]) -> Callable[[], str | None]:
         _checksum_pool().submit(job.run)
     except RuntimeError:  # interpreter shutting down (a write from an atexit handler)
         job.run()
-    job.started.wait()
     return job.result
 
 
 class _ChecksumJob:
     """One array's checksum computed on a pool thread; ``result()`` waits for it."""
 
-    __slots__ = ("arr", "done", "started", "value")
+    __slots__ = ("arr", "done", "value")
 
     def __init__(self, arr: np.ndarray[Any, Any]) -> None:
         self.arr: np.ndarray[Any, Any] | None = arr
-        self.started = threading.Event()
         self.done = threading.Event()
         self.value: str | BaseException | None = None
 
     def run(self) -> None:
-        self.started.set()
         try:
             assert self.arr is not None
             self.value = checksum(self.arr)
