@@ -257,10 +257,11 @@ def start_checksum(
     Large arrays are checksummed on a pool thread while the caller writes them
     (both CRC implementations release the GIL on large buffers, so with a free
     core the checksum costs the write almost nothing); small ones at once, and
-    every array at once with ``overlap=False``: a caller that goes on to write
-    in C code holding the GIL (h5py) would keep the pool thread from starting
-    until it is done, and waiting for the thread to start first costs a wake-up
-    of the other core, 0.2-0.9 ms on a virtual machine, more than the checksum
+    every array at once with ``overlap=False``: for a caller that goes on to
+    write in C code holding the GIL, which would keep the pool thread from
+    starting until it is done (h5py and zarr release it while they write).
+    This does not wait for the thread to start: waking the other core costs
+    0.2-0.9 ms on a virtual machine, more than the checksum
     of 8 MB (0.35 ms).  A placeholder of an array computed while it is written
     (a dask array, see :mod:`persist_hooks.backends.lazy`) gets no checksum
     (``None``): its bytes do not exist yet.
