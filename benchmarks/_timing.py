@@ -12,18 +12,20 @@ import numpy as np
 
 
 def prime_memory(nbytes: int) -> None:
-    """Touch and release ``nbytes`` of memory, so the run that follows gets backed pages.
+    """Touch and release about ``2 * nbytes`` of memory, so the run that follows gets backed pages.
 
     A virtual machine whose balloon driver reports free pages to the host (virtio-balloon
     free page reporting, as on the machines these benchmarks were tuned on) hands memory
     freed more than ~2 s ago back to the host; touching it again costs a host page fault,
     ~4 us per 4 KiB page.  An 800 MB write into the page cache then takes 0.5-1.2 s
     instead of 0.25 s, depending on which side of a comparison happened to get returned
-    pages.  Memory touched and freed just before a run is reused first by the kernel, so
+    pages.  Memory touched and freed just before a run is mostly reused first, so
     both sides run on backed pages.  On a machine without reporting this costs a memset.
     """
     if nbytes > 0:
-        buffer = np.ones(nbytes // 8 + 1)
+        # the kernel does not hand out exactly the pages just freed: touching twice as
+        # much (at least 256 MB) made an 8 MB write reliably take its backed-memory time
+        buffer = np.ones(max(2 * nbytes, 256 << 20) // 8)
         del buffer
 
 
@@ -92,3 +94,29 @@ def quiet_file_system(
     waited = time.monotonic() - start
     state = "quiet" if latency <= limit else f"NOT quiet after {wait:.0f} s"
     return f"file creation {latency * 1e6:.0f} us ({state}; waited {waited:.0f} s)"
+
+
+def best_pair(
+    a: Callable[[], Any],
+    b: Callable[[], Any],
+    repeat: int,
+    *,
+    setup_a: Callable[[], Any] | None = None,
+    setup_b: Callable[[], Any] | None = None,
+    prime: int = 0,
+) -> tuple[float, float]:
+    """Best wall times of ``a()`` and ``b()``, their runs taken in turns (ABBAAB...).
+
+    Each run is prepared as in :func:`best`.  Taking turns exposes both sides to the
+    same machine state (another process's I/O, the file system slowing down after
+    deletions, memory returned to the host), which drifts over seconds: timing all
+    runs of one side and then all of the other moved a ratio by up to 1.4x here.
+    """
+    times: tuple[list[float], list[float]] = ([], [])
+    sides = ((a, setup_a), (b, setup_b))
+    for i in range(repeat):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for side in order:
+            fn, setup = sides[side]
+            times[side].append(best(fn, 1, setup=setup, prime=prime))
+    return min(times[0]), min(times[1])

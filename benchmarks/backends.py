@@ -32,7 +32,7 @@ For each size N and each installed backend (``npy``, ``hdf5``, ``zarr``), in one
   cost is O(rows appended), not O(array size).
 
 Times are the best of ``--repeat`` runs, warm page cache, no fsync (``durable``
-off in both).  Each write/read measurement starts once creating a file in the
+off in both); a DataSet and its same-layout library take turns run by run.  Each write/read measurement starts once creating a file in the
 scratch directory is fast again (ext4 without a journal slows file creation after
 many deletions), and each run right after touching as much memory as it writes
 (freed memory returned to a VM's host costs a page fault to reuse); both are
@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _timing import best, quiet_file_system
+from _timing import best, best_pair, quiet_file_system
 
 import persist_hooks as ph
 from persist_hooks.dataset import DataSet
@@ -240,25 +240,36 @@ def bench_size(
             if "x" in ds:
                 del ds.x
 
-        t_write = best(write, repeat, setup=remove_item, prime=prime)  # a new item
-        write()
-        t_replace = best(write, repeat, prime=prime)  # each run supersedes the previous item
         reader = DataSet("data", "r", path=root)
 
         def read(reader: DataSet = reader) -> np.ndarray[Any, Any]:
             return np.array(reader.x)
 
-        assert np.array_equal(read(), arr)
-        t_read = best(read, repeat, prime=prime)
         results: list[tuple[str, float, float, float]] = []
-        for lib in libraries(backend, work):
+        for i, lib in enumerate(libraries(backend, work)):
             lib.write(arr[:1000])  # import the library outside the timings
-            t_lw = best(functools.partial(lib.write, arr), repeat, setup=lib.clear, prime=prime)
-            assert np.array_equal(lib.read(), arr)
-            t_lr = best(lib.read, repeat, prime=prime)
-            t_lrep = best(functools.partial(lib.write, arr), repeat, prime=prime)  # overwrites
+            lib_write = functools.partial(lib.write, arr)
+            if i == 0:  # the same layout: timed in turns with the DataSet
+                t_write, t_lw = best_pair(  # a new item / file
+                    write, lib_write, repeat, setup_a=remove_item, setup_b=lib.clear, prime=prime
+                )
+                write()
+                lib_write()
+                # each run supersedes the item the previous wrote / overwrites the file
+                t_replace, t_lrep = best_pair(write, lib_write, repeat, prime=prime)
+                assert np.array_equal(read(), arr) and np.array_equal(lib.read(), arr)
+                t_read, t_lr = best_pair(read, lib.read, repeat, prime=prime)
+            else:
+                t_lw = best(lib_write, repeat, setup=lib.clear, prime=prime)
+                t_lr = best(lib.read, repeat, prime=prime)
+                t_lrep = best(lib_write, repeat, prime=prime)
             results.append((lib.label, t_lw, t_lr, t_lrep))
             lib.clear()
+        if not results:  # a third-party backend has no reference
+            t_write = best(write, repeat, setup=remove_item, prime=prime)
+            t_replace = best(write, repeat, prime=prime)
+            assert np.array_equal(read(), arr)
+            t_read = best(read, repeat, prime=prime)
         # a third-party backend has no reference: ratios n/a
         _, t_lw0, t_lr0, t_lrep0 = results[0] if results else ("", 0.0, 0.0, 0.0)
         defaults = "; ".join(

@@ -23,9 +23,9 @@ Sections, each printed as a table with ratios:
    element float64 item in a fresh interpreter (memory map; target < 5 ms) vs
    ``np.load(mmap_mode="r")`` of the same file.
 
-Times are best-of ``--repeat`` (bulk) or medians over ``--runs`` fresh
-interpreters (open, first access); warm page cache; no fsync in either side.
-Bulk runs each write into a new directory (nothing is deleted until the section
+Times are best-of ``--repeat`` (bulk; DataSet and numpy runs in turns) or medians
+over ``--runs`` fresh interpreters (open, first access); warm page cache; no fsync
+in either side.  Bulk runs each write into a new directory (nothing is deleted until the section
 ends), start once creating a file is fast again (ext4 without a journal slows file
 creation after many deletions) and right after touching as much memory as they
 write (freed memory returned to a VM's host costs a page fault to reuse); see
@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _timing import best, quiet_file_system
+from _timing import best, best_pair, quiet_file_system
 
 from persist_hooks.dataset import DataSet
 
@@ -118,10 +118,10 @@ def bench_bulk(work: Path, items: int, n: int, repeat: int) -> None:
 
     state = quiet_file_system(work)
     prime = items * n * 8 + (64 << 20)  # what a run writes or reads, and some room
-    t_np_w = best(np_write, repeat, setup=np_setup, prime=prime)
-    t_np_r = best(np_read, repeat, prime=prime)
-    t_ph_w = best(ph_write, repeat, setup=ph_setup, prime=prime)
-    t_ph_r = best(ph_read, repeat, prime=prime)
+    t_ph_w, t_np_w = best_pair(
+        ph_write, np_write, repeat, setup_a=ph_setup, setup_b=np_setup, prime=prime
+    )
+    t_ph_r, t_np_r = best_pair(ph_read, np_read, repeat, prime=prime)  # the last written
     assert np.array_equal(DataSet("data", path=ds_dir).x_1, arrays[1])
     t_p_w = t_p_r = None
     archive = persist_archive()
