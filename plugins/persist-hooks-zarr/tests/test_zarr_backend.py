@@ -136,3 +136,65 @@ def test_mixed_backend_dataset(tmp_path: Path) -> None:
     assert_identical(np.asarray(got_a[0]), a)
     assert_identical(np.asarray(ds.b), b)
     assert list((tmp_path / "d").rglob("*.zarr")) and list((tmp_path / "d").rglob("*.npy"))
+
+
+# ------------------------------------------------------------------ opening from zarr.json
+
+
+def _item_array_dir(root: Path, entry: Mapping[str, Any]) -> Path:
+    return root / entry["path"] / entry["key"]
+
+
+def test_open_reads_the_metadata_itself_and_a_read_opens_the_array_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening an item costs no zarr round trip; reading a slice costs one open."""
+    import persist_hooks_zarr._backend as zb
+
+    entry = ZarrBackend().write(tmp_path, "g1", {"a": np.arange(100.0)})["a"]
+    opened: list[str] = []
+    real = zb._open_array
+
+    def counting(group: Any, key: str, mode: str = "r") -> Any:
+        opened.append(mode)
+        return real(group, key, mode)
+
+    monkeypatch.setattr(zb, "_open_array", counting)
+    proxy = ZarrBackend().open(tmp_path, entry)
+    assert opened == []
+    assert np.array_equal(proxy[40:45], np.arange(40.0, 45.0))
+    assert opened == ["r"]  # one open for the read, shape included
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["attributes"].pop("persist_hooks_dtype"), "lacks a valid"),
+        (lambda m: m.__setitem__("data_type", "int64"), "does not store"),
+        (lambda m: m.__setitem__("data_type", {"name": "odd"}), "damaged zarr array|lacks|store"),
+        (lambda m: m.__setitem__("shape", [-1]), "damaged zarr array|lacks|store"),
+    ],
+)
+def test_open_judges_edited_metadata(
+    tmp_path: Path, edit: Any, message: str
+) -> None:
+    """Metadata the fast path reads is checked as zarr's own open would be; anything
+    unusual is left to zarr, whose complaint is reported as a FormatError."""
+    import json
+
+    entry = ZarrBackend().write(tmp_path, "g1", {"a": np.arange(10.0)})["a"]
+    meta_path = _item_array_dir(tmp_path, entry) / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    edit(meta)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ph.FormatError, match=message):
+        ZarrBackend().open(tmp_path, entry)
+
+
+def test_open_of_a_removed_array_raises_file_not_found(tmp_path: Path) -> None:
+    import shutil
+
+    entry = ZarrBackend().write(tmp_path, "g1", {"a": np.arange(10.0)})["a"]
+    shutil.rmtree(_item_array_dir(tmp_path, entry))
+    with pytest.raises(FileNotFoundError, match="No such zarr array"):
+        ZarrBackend().open(tmp_path, entry)
