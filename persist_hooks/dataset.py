@@ -9,9 +9,11 @@ inter-process writer lock (:mod:`persist_hooks.locking`); readers take none.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from ._fileio import (
     temporary_path,
 )
 from ._reader import INIT, MARKER, complete_info, is_dataset_dir, read_info, read_item
+from ._tail import Tail, TailUpdate, forget_tail, read_tail, scan_keys, scan_tail
 from .errors import FormatError, ReadOnlyError
 from .locking import LOCK_NAME, WriterLock, writer_lock
 from .names import check_name
@@ -48,13 +51,14 @@ _MODES = ("r", "w", "a")
 class _InitChange:
     """A prepared rewrite of ``__init__.py``: its temporaries and what it changes."""
 
-    pending: list[PendingFile]
-    text: str
+    pending: list[PendingFile | TailUpdate]
+    text: str | None  # None: __init__.py stays as it is
     old_signature: FileSignature | None
     name: str
     block: str | None
     remove: bool
     rebuilt: bool
+    folded: list[str]  # keys without a block that got one first, in order
 
 
 _REPR_KEYS = 30
@@ -311,6 +315,19 @@ class DataSet:
     # ------------------------------------------------------------------ archiving
 
     def _archive(self, name: str, obj: Any) -> tuple[str, dict[str, Any]]:
+        threshold = self._array_threshold
+        np = sys.modules.get("numpy")  # not imported: obj is no array
+        if (
+            np is not None
+            and type(obj) is np.ndarray
+            and threshold is not None
+            and obj.size > threshold
+            and not obj.dtype.hasobject
+            and not hasattr(builtins, name)  # the Archive renames those
+        ):
+            # what the Archive writes for a bare large array, without building one: the
+            # common case of a big write, where it cost ~0.2 ms (cold caches after 8 MB)
+            return f"{name} = _arrays['array_0']\n", {"array_0": obj}
         from .archive import Archive
 
         archive = Archive(
@@ -333,13 +350,20 @@ class DataSet:
     # ------------------------------------------------------------------ transactions
 
     def _prepare_init(
-        self, name: str, block: str | None, *, remove: bool = False
+        self, name: str, block: str | None, *, remove: bool = False, is_item: bool = False
     ) -> _InitChange | None:
         """Prepare ``__init__.py`` with key ``name``'s block set (``block=None``: ensure the
-        key exists) or removed; ``None`` if nothing changes.  Call under the writer lock."""
+        key exists) or removed; ``None`` if nothing changes.  Call under the writer lock.
+
+        ``is_item``: ``name.py`` exists already.  A new key without metadata gets no
+        block when it sorts after every key without one (see :mod:`persist_hooks._tail`):
+        only the writers' record of those keys changes.
+        """
         text = self._init_text()
         old_signature = self._init_cache[0] if self._init_cache is not None else None
-        pending: list[PendingFile] = []
+        durable = self._durable()
+        pending: list[PendingFile | TailUpdate] = []
+        folded: list[str] = []
         rebuilt = text is None or fmt.parse_init(text) is None
         try:
             if rebuilt:
@@ -354,32 +378,61 @@ class DataSet:
                         )
                     blocks.append(self._info_block(key, value))
                 base = fmt.render_init(self._name, blocks)
-                pending.append(
-                    prepare_text(self._root / MARKER, fmt.MARKER_TEXT, durable=self._durable())
-                )
+                pending.append(prepare_text(self._root / MARKER, fmt.MARKER_TEXT, durable=durable))
             else:
                 assert text is not None
                 base = text
             if remove:
                 new_text = fmt.remove_key_block(base, name)
-            elif block is not None:
-                new_text = fmt.set_key_block(base, name, block)
-            elif fmt.find_key_block(base, name) is None:
-                new_text = fmt.set_key_block(base, name, fmt.render_key_block(name, None))
+                tail = read_tail(self._root)
+                if tail is not None and tail.without(name) is not tail:
+                    pending.append(
+                        TailUpdate(self._root, tail.without(name), early=False, durable=durable)
+                    )
+            elif block is None and (is_item or fmt.find_key_block(base, name) is not None):
+                new_text = base  # a key already
             else:
-                new_text = base
-            if not rebuilt and new_text == text:
+                tail = read_tail(self._root)
+                known = tail is not None
+                if tail is None:
+                    tail = scan_tail(self._root, fmt.init_keys(base) or ())
+                if block is None and not rebuilt and tail.admits(name):
+                    update = TailUpdate(self._root, tail.add(name), early=True, durable=durable)
+                    return _InitChange([update], None, old_signature, name, None, False, False, [])
+                # keys without a block get theirs first, so the order stays insertion order
+                base = self._fold(base, tail, folded)
+                new_text = fmt.set_key_block(
+                    base, name, block if block is not None else fmt.render_key_block(name, None)
+                )
+                if not (known and tail.empty):
+                    pending.append(TailUpdate(self._root, Tail.EMPTY, early=False, durable=durable))
+            if not rebuilt and new_text == text and not pending:
                 return None
-            pending.insert(0, prepare_text(self._root / INIT, new_text, durable=self._durable()))
+            if rebuilt or new_text != text:
+                pending.insert(0, prepare_text(self._root / INIT, new_text, durable=durable))
         except BaseException:
             for p in pending:
                 p.discard()
             raise
-        return _InitChange(pending, new_text, old_signature, name, block, remove, rebuilt)
+        return _InitChange(pending, new_text, old_signature, name, block, remove, rebuilt, folded)
+
+    def _fold(self, text: str, tail: Tail, folded: list[str]) -> str:
+        """``text`` with a ``None`` block for each key of ``tail`` whose item exists and that
+        has no block yet, in ``tail``'s order; those keys are appended to ``folded``."""
+        if tail.empty:
+            return text
+        keys: Iterable[str] | None = tail.keys
+        if keys is None:  # too many to record: list them
+            keys = scan_keys(self._root, fmt.init_keys(text) or ())
+        for key in keys:
+            if fmt.find_key_block(text, key) is None and (self._root / f"{key}.py").exists():
+                text = fmt.set_key_block(text, key, fmt.render_key_block(key, None))
+                folded.append(key)
+        return text
 
     def _init_committed(self, change: _InitChange | None) -> None:
         """Update the caches after ``change`` was committed (without re-reading the file)."""
-        if change is None:
+        if change is None or change.text is None:
             return
         signature = file_signature(self._root / INIT)
         if signature is None:
@@ -389,6 +442,8 @@ class DataSet:
         if change.rebuilt or not self._trusted or cache is None or cache[0] != change.old_signature:
             return  # _info() will read the file again
         info = dict(cache[1])
+        for key in change.folded:
+            info.setdefault(key, None)
         if change.remove:
             info.pop(change.name, None)
         elif change.block is None:
@@ -433,7 +488,7 @@ class DataSet:
         durable = self._durable()
         backend = self._backend()
         entries: dict[str, dict[str, Any]] = {}
-        pending: list[PendingFile] = []
+        pending: list[PendingFile | TailUpdate] = []
         try:
             if data:
                 from ._progress import reporting_writes
@@ -455,7 +510,7 @@ class DataSet:
                 pending.append(prepare_text(bak, old_text, durable=durable))
                 bak_text, bak_header = old_text, old_header
             pending.append(prepare_text(py, text, durable=durable))
-            change = self._prepare_init(name, info_block)
+            change = self._prepare_init(name, info_block, is_item=old_text is not None)
             if change is not None:
                 pending.extend(change.pending)
             for p in pending:
@@ -499,7 +554,7 @@ class DataSet:
         if not existed and not had_key:
             return False
         remote = _remote_headers(py)
-        change = self._prepare_init(name, None, remove=True) if (drop_key and had_key) else None
+        change = self._prepare_init(name, None, remove=True, is_item=existed) if drop_key else None
         pending = change.pending if change is not None else []
         try:
             with contextlib.suppress(FileNotFoundError):
@@ -585,6 +640,7 @@ class DataSet:
                 for header in remote:
                     _delete_remote(root, header)
             shutil.rmtree(root / "__pycache__", ignore_errors=True)
+            forget_tail(root)  # no items: nothing to record
         self._next_index = 0
 
     def close(self) -> None:
@@ -679,7 +735,8 @@ class DataSet:
             backend = self._backend()
             for array in data.values():
                 backend.check_dtype(array.dtype)
-            self._write_item(name, body, data, self._info_block(name, info_block_src))
+            block = None if info_block_src is None else self._info_block(name, info_block_src)
+            self._write_item(name, body, data, block)
             self._next_index = index + 1
         return name
 

@@ -18,7 +18,9 @@ import pytest
 
 import persist_hooks
 from persist_hooks import _format as fmt
+from persist_hooks import _tail as tail_mod
 from persist_hooks import dataset as dataset_mod
+from persist_hooks._tail import TAIL_NAME
 from persist_hooks.backends.base import checksum
 from persist_hooks.backends.npy import NpyBackend
 from persist_hooks.backends.proxy import ArrayProxy
@@ -79,7 +81,9 @@ def test_create_layout(tmp_path: Path) -> None:
             "checksum": checksum(np.arange(1000.0)),
         }
     }
-    assert sorted(os.listdir(root)) == sorted([MARKER, "__init__.py", LOCK_NAME, "x.py", "x_data"])
+    assert sorted(os.listdir(root)) == sorted(
+        [MARKER, "__init__.py", LOCK_NAME, TAIL_NAME, "x.py", "x_data"]
+    )
     assert os.listdir(root / "x_data") == ["g1_0.npy"]
 
 
@@ -226,6 +230,38 @@ def test_arrays_memmapped_in_r_proxies_in_w(tmp_path: Path) -> None:
     w = ds.x
     assert isinstance(w["big"], ArrayProxy)
     np.testing.assert_array_equal(np.asarray(w["big"]), big)
+
+
+@pytest.mark.parametrize("name", ["x", "id", "list", "array_0", "np", "data"])
+@pytest.mark.parametrize("scoped", [True, False])
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.arange(11.0),
+        np.arange(10.0),  # at the threshold: stays in the source
+        np.arange(24, dtype="<i2").reshape(2, 3, 4).T,
+        np.arange(40.0)[::3],
+        np.array(["ab", "c"] * 6),
+        np.array([1, "a"] * 6, dtype=object),
+        np.ma.masked_array(np.arange(12.0)),
+        np.zeros((0, 20)),
+    ],
+    ids=lambda v: f"{type(v).__name__}-{v.dtype}-{v.shape}",
+)
+def test_a_bare_array_is_written_as_the_archive_writes_it(
+    tmp_path: Path, name: str, scoped: bool, value: np.ndarray[Any, Any]
+) -> None:
+    # DataSet._archive skips building an Archive for a bare large array: same source and data
+    ds = DataSet("mydata", "w", path=tmp_path, array_threshold=10, scoped=scoped)
+    expected = persist_hooks.Archive(scoped=scoped, array_threshold=10)
+    expected.insert(**{name: value})
+    body, data = ds._archive(name, value)
+    assert body == str(expected)
+    assert list(data) == list(expected.data)
+    for key, array in data.items():
+        assert array is expected.data[key]
+    ds2 = DataSet("mydata2", "w", path=tmp_path, array_threshold=None, scoped=scoped)
+    assert ds2._archive(name, np.arange(11.0))[1] == {}
 
 
 def test_append_through_a_proxy(tmp_path: Path) -> None:
@@ -417,12 +453,13 @@ def test_unrepresentable_objects_write_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("write", "fail_at"),
-    [("x", 1), ("x", 2), ("y", 1), ("y", 2), ("info", 1)],
+    [("x", 1), ("x", 2), ("y", 1), ("a", 1), ("a", 2), ("info", 1)],
 )
 def test_disk_full_midway_leaves_dataset_as_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: str, fail_at: int
 ) -> None:
-    """Fail the n-th file preparation: x: 1 = x.py.bak, 2 = x.py; y (a new key): 1 = y.py,
+    """Fail the n-th file preparation: x: 1 = x.py.bak, 2 = x.py; y (a new key after x,
+    which needs no block): 1 = y.py; a (a new key before x: blocks for both) 1 = a.py,
     2 = __init__.py; info: 1 = __init__.py."""
     ds = DataSet("mydata", "w", path=tmp_path, backup_data=True)
     ds.x = np.arange(500)
@@ -448,6 +485,37 @@ def test_disk_full_midway_leaves_dataset_as_before(
     fresh = DataSet("mydata", path=tmp_path)
     np.testing.assert_array_equal(fresh.x, np.arange(500))
     assert list(fresh) == ["x"] and fresh["x"] is None
+
+
+@pytest.mark.parametrize("fail", ["record", "item"])
+def test_a_failed_write_puts_back_the_record_of_keys_without_a_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str
+) -> None:
+    ds = DataSet("mydata", "w", path=tmp_path)
+    ds.x = np.arange(500)
+    before = snapshot(tmp_path / "mydata")
+    assert TAIL_NAME in before
+    if fail == "record":
+        real = tail_mod._write
+
+        def failing_write(*args: Any, **kwargs: Any) -> None:
+            real(*args, **kwargs)  # something lands on disk first
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(tail_mod, "_write", failing_write)
+    else:
+        monkeypatch.setattr(
+            dataset_mod.PendingFile,
+            "commit",
+            lambda self: (_ for _ in ()).throw(OSError(28, "No space left on device")),
+        )
+    with pytest.raises(OSError, match="No space"):
+        ds.y = np.arange(700)
+    monkeypatch.undo()
+    assert snapshot(tmp_path / "mydata") == before
+    ds.b = 1  # sorts before x: both get blocks
+    ds.y = 2
+    assert list(DataSet("mydata", path=tmp_path)) == ["x", "b", "y"]
 
 
 def test_backend_failure_midway_leaves_dataset_as_before(
@@ -482,7 +550,9 @@ def test_leftovers_of_a_dead_writer_are_removed_by_the_next(tmp_path: Path) -> N
     (root / "y_data" / "g1_0.npy").write_bytes(b"never committed")
     ds2 = DataSet("mydata", "w", path=tmp_path)
     ds2.x = np.arange(600)
-    assert sorted(os.listdir(root)) == sorted([MARKER, "__init__.py", LOCK_NAME, "x.py", "x_data"])
+    assert sorted(os.listdir(root)) == sorted(
+        [MARKER, "__init__.py", LOCK_NAME, TAIL_NAME, "x.py", "x_data"]
+    )
     assert os.listdir(root / "x_data") == ["g8_0.npy"]  # generations never go back
 
 
