@@ -273,20 +273,54 @@ def test_plain_loader_maps_files(root: Path) -> None:
 def test_failure_mid_write_removes_files_and_new_directories(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = npy._write_data
+    real = npy._write_file
     calls: list[int] = []
 
-    def failing(fh: Any, arr: Any, fortran: bool) -> None:
+    def failing(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
         calls.append(1)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        real(fh, arr, fortran)
+        real(fd, header, arr, fortran)
 
-    monkeypatch.setattr(npy, "_write_data", failing)
+    monkeypatch.setattr(npy, "_write_file", failing)
     with pytest.raises(OSError, match="No space"):
         NpyBackend().write(root, "x_data/deep/g1", {"a": np.arange(3), "b": np.arange(4)})
     assert len(calls) == 2
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.arange(5000.0),
+        np.asfortranarray(np.arange(6000, dtype="<i4").reshape(60, 100)),
+        np.arange(8000, dtype=">u2").reshape(80, 100)[:, ::2],  # not contiguous
+        np.zeros((0, 3)),
+    ],
+    ids=["c", "fortran", "strided", "empty"],
+)
+def test_short_writes_are_continued(
+    root: Path, monkeypatch: pytest.MonkeyPatch, arr: np.ndarray[Any, Any]
+) -> None:
+    """The file system may write less than asked (a signal, a quota): the rest follows."""
+    real_write, real_writev = os.write, os.writev
+
+    def short_write(fd: int, data: Any) -> int:
+        return real_write(fd, memoryview(data)[:777])
+
+    def short_writev(fd: int, buffers: Any) -> int:
+        first = memoryview(buffers[0])
+        return real_writev(fd, [first[:50]] if len(first) > 50 else [first, buffers[1][:333]])
+
+    monkeypatch.setattr(os, "write", short_write)
+    monkeypatch.setattr(os, "writev", short_writev)
+    entry = NpyBackend().write(root, "g1", {"a": arr})["a"]
+    monkeypatch.undo()
+    back = np.load(root / entry["path"])
+    assert back.dtype == arr.dtype and back.shape == arr.shape
+    np.testing.assert_array_equal(back, arr)
+    assert np.isfortran(back) == (np.isfortran(arr) and arr.ndim > 1)
+    assert entry["checksum"] == checksum(arr)
 
 
 # ------------------------------------------------------------------ checksums on pool threads

@@ -279,11 +279,41 @@ def _write_data(fh: IO[bytes], arr: np.ndarray[Any, Any], fortran: bool) -> None
         report_written(out.nbytes)
 
 
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_file(fd: int, header: bytes, arr: np.ndarray[Any, Any], fortran: bool) -> None:
+    """Write ``header`` and ``arr``'s elements to the new file ``fd``.
+
+    A contiguous array goes straight from its buffer to the file, with the
+    header in the same ``writev`` call: through a Python file object the same
+    8 MB write took ~0.25 ms longer here.  Anything else goes through
+    :func:`_write_data`.
+    """
+    from .lazy import lazy_source
+
+    contiguous = arr.flags.f_contiguous if fortran else arr.flags.c_contiguous
+    if not contiguous or arr.size == 0 or lazy_source(arr) is not None:
+        with open(fd, "wb", closefd=False) as fh:
+            fh.write(header)
+            _write_data(fh, arr, fortran)
+        return
+    data = memoryview((arr.T if fortran else arr).reshape(-1).view(np.uint8).data)
+    head = memoryview(header)
+    for start in range(0, len(data), WRITE_PIECE):  # pieces: a long write reports progress
+        piece = data[start : start + WRITE_PIECE]
+        while head or piece:
+            written = os.writev(fd, [head, piece]) if head else os.write(fd, piece)
+            used = min(written, len(head))
+            head, piece = head[used:], piece[written - used :]
+        report_written(min(WRITE_PIECE, len(data) - start))
+
+
 PREALLOCATE_MIN = 1 << 20
 """Files at least this large are allocated before they are written."""
 
 
-def _preallocate(fh: IO[bytes], size: int) -> None:
+def _preallocate(fh: IO[bytes] | int, size: int) -> None:
     """Allocate ``size`` bytes of a new file at once (as ``ndarray.tofile`` does).
 
     Writing into allocated blocks runs ~25% faster on ext4 than letting each
@@ -293,7 +323,7 @@ def _preallocate(fh: IO[bytes], size: int) -> None:
     if size < PREALLOCATE_MIN or not hasattr(os, "posix_fallocate"):
         return
     try:
-        os.posix_fallocate(fh.fileno(), 0, size)
+        os.posix_fallocate(fh if isinstance(fh, int) else fh.fileno(), 0, size)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
@@ -645,14 +675,15 @@ class NpyBackend(Backend):
                 assert header is not None
                 crc = start_checksum(arr)
                 try:
-                    with open(path, "xb") as fh:
+                    fd = os.open(path, _CREATE_FLAGS, 0o666)
+                    try:
                         created.append(path)
-                        _preallocate(fh, len(header) + arr.nbytes)
-                        fh.write(header)
-                        _write_data(fh, arr, fortran)
+                        _preallocate(fd, len(header) + arr.nbytes)
+                        _write_file(fd, header, arr, fortran)
                         if durable:
-                            fh.flush()
-                            os.fsync(fh.fileno())
+                            os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 except OSError as exc:
                     if exc.filename is not None:
                         raise
