@@ -27,17 +27,16 @@ ordered by name among the others.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from ._format import item_keys, item_order
 
-__all__ = ["MAX_KEYS", "TAIL_NAME", "Tail", "TailUpdate", "forget_tail", "read_tail", "scan_keys", "scan_tail"]
+__all__ = ["MAX_KEYS", "TAIL_NAME", "Tail", "TailUpdate", "forget_tail", "read_tail", "read_tail_bytes", "scan_keys", "scan_tail"]
 
 TAIL_NAME = ".persist_hooks.tail"
 """Name of the record inside a DataSet directory."""
@@ -46,6 +45,7 @@ MAX_KEYS = 64
 """Keys the record lists; with more it keeps only the last (a fold then lists the directory)."""
 
 _PREFIX = b"persist_hooks tail 1 "
+_MANY = "*"  # first token when only the last key is recorded
 _MAX_BYTES = 64 * 1024
 _OPEN_FLAGS = os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
@@ -138,19 +138,32 @@ def _decode(raw: bytes | None) -> Tail | None:
     if b"\n" in payload or crc != b"%08x" % zlib.crc32(payload):
         return None
     try:
-        value = json.loads(payload)
-        keys, last = value["keys"], value["last"]
-    except (ValueError, TypeError, KeyError):
+        tokens = payload.decode().split(" ") if payload else []
+    except UnicodeDecodeError:
         return None
-    if last is not None and not (isinstance(last, str) and last.isidentifier()):
+    if tokens[:1] == [_MANY]:
+        keys = None
+        del tokens[0]
+        if len(tokens) != 1:
+            return None
+    else:
+        keys = tuple(tokens)
+    if not all(k.isidentifier() for k in tokens):
         return None
-    if keys is None:
-        return Tail(None, last) if last is not None else None
-    if not isinstance(keys, list) or not all(isinstance(k, str) and k.isidentifier() for k in keys):
-        return None
-    if (keys[-1] if keys else None) != last:
-        return None
-    return Tail(tuple(keys), last)
+    return Tail(keys, tokens[-1] if tokens else None)
+
+
+def read_tail_bytes(root: Path) -> tuple[Tail | None, bytes | None]:
+    """The record of ``root`` (``None`` if missing or not valid) and its bytes as read
+    (``None`` if missing), for :class:`TailUpdate`'s ``previous``.
+
+    Example:
+        >>> import tempfile
+        >>> read_tail_bytes(Path(tempfile.mkdtemp()))
+        (None, None)
+    """
+    raw = _read_raw(root)
+    return _decode(raw), raw
 
 
 def read_tail(root: Path) -> Tail | None:
@@ -230,10 +243,11 @@ def _write(root: Path, raw: bytes | None, *, durable: bool) -> None:
 
 
 def _encode(tail: Tail) -> bytes:
-    payload = json.dumps(
-        {"keys": None if tail.keys is None else list(tail.keys), "last": tail.last},
-        separators=(",", ":"),
-    ).encode()
+    tokens = tail.keys
+    if tokens is None:
+        assert tail.last is not None
+        tokens = (_MANY, tail.last)
+    payload = " ".join(tokens).encode()
     return _PREFIX + b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
 
@@ -254,7 +268,15 @@ class TailUpdate:
         True
     """
 
-    def __init__(self, root: Path, tail: Tail, *, early: bool, durable: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        tail: Tail,
+        *,
+        early: bool,
+        durable: bool = False,
+        previous: bytes | Literal[False] | None = False,
+    ) -> None:
         self.root = root
         self.tail = tail
         self.durable = durable
@@ -262,7 +284,8 @@ class TailUpdate:
         self._previous: bytes | None = None
         self._written = early
         if early:
-            self._previous = _read_raw(root)
+            # the record's bytes before (read_tail_bytes); False: read them now
+            self._previous = _read_raw(root) if previous is False else previous
             try:
                 _write(root, _encode(tail), durable=durable)
             except BaseException:

@@ -34,7 +34,15 @@ from ._fileio import (
     temporary_path,
 )
 from ._reader import INIT, MARKER, complete_info, is_dataset_dir, read_info, read_item
-from ._tail import Tail, TailUpdate, forget_tail, read_tail, scan_keys, scan_tail
+from ._tail import (
+    Tail,
+    TailUpdate,
+    forget_tail,
+    read_tail,
+    read_tail_bytes,
+    scan_keys,
+    scan_tail,
+)
 from .errors import FormatError, ReadOnlyError
 from .locking import LOCK_NAME, WriterLock, writer_lock
 from .names import check_name
@@ -392,12 +400,14 @@ class DataSet:
             elif block is None and (is_item or fmt.find_key_block(base, name) is not None):
                 new_text = base  # a key already
             else:
-                tail = read_tail(self._root)
+                tail, raw = read_tail_bytes(self._root)
                 known = tail is not None
                 if tail is None:
                     tail = scan_tail(self._root, fmt.init_keys(base) or ())
                 if block is None and not rebuilt and tail.admits(name):
-                    update = TailUpdate(self._root, tail.add(name), early=True, durable=durable)
+                    update = TailUpdate(
+                        self._root, tail.add(name), early=True, durable=durable, previous=raw
+                    )
                     return _InitChange([update], None, old_signature, name, None, False, False, [])
                 # keys without a block get theirs first, so the order stays insertion order
                 base = self._fold(base, tail, folded)

@@ -130,7 +130,7 @@ def test_a_missing_or_damaged_record_is_rebuilt_from_a_listing(tmp_path: Path) -
     ds.a, ds.b = 1, 2
     record = root / TAIL_NAME
     good = record.read_bytes()
-    for damage in (b"", good[:-1], good.replace(b'"b"', b'"c"'), b"garbage\n", None):
+    for damage in (b"", good[:-1], good.replace(b" b", b" c"), good + b"x\n", b"garbage\n", None):
         if damage is None:
             record.unlink()
         else:
@@ -254,3 +254,25 @@ def test_any_sequence_of_writes_keeps_insertion_order(
     assert list(fresh) == list(model)
     assert {k: fresh[k] for k in fresh} == model
     assert {k for k in model if hasattr(fresh, k)} == items
+
+
+@given(
+    keys=st.lists(
+        st.from_regex(r"[a-zA-Zé_][a-zA-Z0-9_é]{0,8}", fullmatch=True), max_size=MAX_KEYS + 3
+    )
+)
+def test_the_record_reads_back_what_was_written(keys: list[str]) -> None:
+    tail = Tail.EMPTY
+    for key in keys:
+        tail = tail.add(key)
+    raw = _tail._encode(tail)
+    assert _tail._decode(raw) == tail
+    assert (tail.keys is None) == (len(keys) > MAX_KEYS)
+    for cut in range(len(raw)):  # a line cut short never reads as a record
+        assert _tail._decode(raw[:cut]) is None
+
+
+def test_a_record_naming_something_else_than_keys_is_refused() -> None:
+    for payload in (b"a b../c", b"* a b", b"*", b"a\tb", b"a  b"):
+        raw = b"persist_hooks tail 1 %08x %s\n" % (_tail.zlib.crc32(payload), payload)
+        assert _tail._decode(raw) is None, payload
