@@ -148,8 +148,8 @@ def _decode(raw: bytes | None) -> Tail | None:
             return None
     else:
         keys = tuple(tokens)
-    if not all(k.isidentifier() for k in tokens):
-        return None
+    if tokens and not tokens[-1].isidentifier():
+        return None  # the other keys are checked where they are used (folds)
     return Tail(keys, tokens[-1] if tokens else None)
 
 

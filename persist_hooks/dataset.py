@@ -435,7 +435,11 @@ class DataSet:
         if keys is None:  # too many to record: list them
             keys = scan_keys(self._root, fmt.init_keys(text) or ())
         for key in keys:
-            if fmt.find_key_block(text, key) is None and (self._root / f"{key}.py").exists():
+            if (
+                key.isidentifier()  # the record is not trusted with what goes into a file
+                and fmt.find_key_block(text, key) is None
+                and (self._root / f"{key}.py").exists()
+            ):
                 text = fmt.set_key_block(text, key, fmt.render_key_block(key, None))
                 folded.append(key)
         return text
