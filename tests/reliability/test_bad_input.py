@@ -365,17 +365,17 @@ def test_disk_full_in_array_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     root = make(tmp_path)
     before = snapshot(root)
-    real = npy._write_data
+    real = npy._write_file
 
-    def failing(fh: Any, arr: Any, fortran: bool) -> None:
-        fh.write(b"\0" * 1000)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), fh.name)
+    def failing(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+        os.write(fd, header + b"\0" * 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(npy, "_write_data", failing)
+    monkeypatch.setattr(npy, "_write_file", failing)
     ds = DataSet("data", "w", path=tmp_path)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"No space left on device: .*\.npy"):
         ds.bad = value(7, 50_000)
-    monkeypatch.setattr(npy, "_write_data", real)
+    monkeypatch.setattr(npy, "_write_file", real)
     assert snapshot(root) == before
     assert read(root, "bad") == 2
     assert verify(root).ok
