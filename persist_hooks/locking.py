@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import fasteners
 
@@ -37,6 +38,40 @@ LOCK_NAME = ".persist_hooks.lock"
 
 _POLL_DELAY = 0.002
 _POLL_MAX_DELAY = 0.05
+
+
+class _FileLock(fasteners.InterProcessLock):  # type: ignore[misc]
+    """fasteners' inter-process lock, quicker to take when it is free.
+
+    For every acquisition fasteners makes sure the lock file's directory exists,
+    opens the file in text mode and builds its retry machinery: 0.21 ms right
+    after an 8 MB write had evicted the caches (a tenth of that write), against
+    0.05 ms for opening and locking the file.  A DataSet's lock file lives in the
+    DataSet directory, which exists (and must not be re-created if someone removed
+    it), so this opens it in binary mode and tries the lock once; only when that
+    fails (another process holds it) does fasteners' own loop wait for it.
+    """
+
+    lockfile: IO[bytes] | None
+
+    def _do_open(self) -> None:
+        if self.lockfile is None or self.lockfile.closed:
+            self.lockfile = open(self.path, "ab")  # noqa: SIM115 - closed by fasteners' release
+
+    def acquire(
+        self,
+        blocking: bool = True,
+        delay: float = 0.01,
+        max_delay: float = 0.1,
+        timeout: float | None = None,
+    ) -> bool:
+        self._do_open()
+        try:
+            self.trylock()
+        except OSError:  # held elsewhere (or an error fasteners reports its way)
+            return bool(super().acquire(blocking, delay, max_delay, timeout))
+        self.acquired = True
+        return True
 
 
 class WriterLock:
@@ -66,7 +101,7 @@ class WriterLock:
         self._thread_lock = threading.RLock()
         self._owner: int | None = None
         self._count = 0
-        self._process_lock = fasteners.InterProcessLock(self.path)
+        self._process_lock = _FileLock(self.path)
 
     @property
     def held(self) -> bool:

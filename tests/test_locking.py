@@ -223,3 +223,38 @@ def test_forked_child_does_not_inherit_the_hold(tmp_path: Path) -> None:
 
 def test_writer_lock_type() -> None:
     assert isinstance(writer_lock(Path.cwd()), WriterLock)
+
+
+def test_a_waiting_writer_gets_the_lock_when_the_holder_releases_it(tmp_path: Path) -> None:
+    """The first try fails while another process holds the lock; fasteners' loop then waits."""
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path), "0.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "locked"
+        lock = writer_lock(tmp_path)
+        t0 = time.monotonic()
+        with lock.hold(timeout=20):
+            waited = time.monotonic() - t0
+            assert proc.stdout.readline().strip() == "released"
+        assert 0.2 < waited < 20
+        proc.wait(timeout=30)
+
+
+def test_the_lock_never_recreates_a_removed_directory(tmp_path: Path) -> None:
+    root = tmp_path / "gone"
+    root.mkdir()
+    lock = writer_lock(root)
+    with lock.hold(timeout=1):
+        pass
+    (root / LOCK_NAME).unlink()
+    root.rmdir()
+    with pytest.raises(FileNotFoundError):
+        lock.acquire(timeout=1)
+    assert not root.exists() and not lock.held
+    root.mkdir()
+    with lock.hold(timeout=1):  # usable again once the directory is back
+        assert lock.held
