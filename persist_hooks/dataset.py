@@ -488,13 +488,15 @@ class DataSet:
         data_dir = root / f"{name}_data"
         old_text = _read_optional(py)
         old_header = _header_of(old_text, py)
-        bak_text = _read_optional(bak)
-        bak_header = _header_of(bak_text, bak)
-        replaced_bak_header = bak_header  # a new backup replaces it (backup_data=True)
         try:
             listing = os.listdir(data_dir)
         except FileNotFoundError:
             listing = []
+        # a backup left without its item (a deletion that died half-way) has no data here
+        # to keep or to number after: a new item skips reading it
+        bak_text = _read_optional(bak) if old_text is not None or listing else None
+        bak_header = _header_of(bak_text, bak)
+        replaced_bak_header = bak_header  # a new backup replaces it (backup_data=True)
         generation = 1 + max(
             [_generation(old_header), _generation(bak_header)]
             + [int(m.group(1)) for m in map(fmt.GENERATION_RE.match, listing) if m]

@@ -302,6 +302,31 @@ def test_backup_data(tmp_path: Path) -> None:
     assert sorted(os.listdir(root / "x_data")) == ["g2_0.npy", "g4_0.npy"]
 
 
+@pytest.mark.parametrize("with_data", [True, False])
+def test_a_backup_left_without_its_item_is_kept_with_its_data(
+    tmp_path: Path, with_data: bool
+) -> None:
+    """A deletion that died between removing ``x.py`` and ``x.py.bak``: writing x anew
+    keeps the backup and whatever data it refers to, and never reuses its generation."""
+    ds = DataSet("mydata", "w", path=tmp_path, backup_data=True)
+    root = tmp_path / "mydata"
+    ds.x = np.full(500, 1) if with_data else [1]
+    ds.x = np.full(500, 2) if with_data else [2]
+    (root / "x.py").unlink()
+    bak = (root / "x.py.bak").read_bytes()
+    ds.x = np.full(500, 3)
+    assert (root / "x.py.bak").read_bytes() == bak
+    item = fmt.parse_item((root / "x.py").read_text(), "x.py")
+    assert item is not None
+    if with_data:
+        assert sorted(os.listdir(root / "x_data")) == ["g1_0.npy", "g3_0.npy"]
+        assert item.header["generation"] == 3
+        np.testing.assert_array_equal(np.load(root / "x_data" / "g1_0.npy"), np.full(500, 1))
+    else:
+        assert os.listdir(root / "x_data") == [f"g{item.header['generation']}_0.npy"]
+    np.testing.assert_array_equal(ds.x, np.full(500, 3))
+
+
 def test_delete(tmp_path: Path) -> None:
     ds = DataSet("mydata", "w", path=tmp_path, backup_data=True)
     root = tmp_path / "mydata"
