@@ -11,8 +11,10 @@ key without a block: ``x_0``, ``x_1``, ... ``x_10`` or ``a``, ``b``, ``c`` do.
 Any other new key, and any metadata write, first gives those keys their
 ``None`` blocks ("folds" them, in their current order).
 
-Writers learn which keys lack a block from this record, ``.persist_hooks.tail``
-in the DataSet directory, instead of listing the directory on every write.  It
+Writers learn which keys lack a block from this record instead of listing the
+directory on every write.  It is the note of the writer lock
+(:meth:`persist_hooks.locking.WriterLock.read_note`): the lock file is open
+while the lock is held, so reading and writing the record opens no file.  It
 holds those keys in order (:class:`Tail`; beyond :data:`MAX_KEYS` only the
 last).  Only writers use it, under the writer lock.  It always lists every key
 without a block that a writer made (plus perhaps keys whose item is gone:
@@ -32,22 +34,18 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from ._format import item_keys, item_order
+from .locking import WriterLock
 
-__all__ = ["MAX_KEYS", "TAIL_NAME", "Tail", "TailUpdate", "forget_tail", "read_tail", "read_tail_bytes", "scan_keys", "scan_tail"]
-
-TAIL_NAME = ".persist_hooks.tail"
-"""Name of the record inside a DataSet directory."""
+__all__ = ["MAX_KEYS", "Tail", "TailUpdate", "forget_tail", "read_tail", "read_tail_bytes", "scan_keys", "scan_tail"]
 
 MAX_KEYS = 64
 """Keys the record lists; with more it keeps only the last (a fold then lists the directory)."""
 
 _PREFIX = b"persist_hooks tail 1 "
 _MANY = "*"  # first token when only the last key is recorded
-_MAX_BYTES = 64 * 1024
-_OPEN_FLAGS = os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True)
@@ -114,23 +112,6 @@ class Tail:
 Tail.EMPTY = Tail((), None)
 
 
-def _tail_path(root: Path) -> Path:
-    return root / TAIL_NAME
-
-
-def _read_raw(root: Path) -> bytes | None:
-    try:
-        fd = os.open(_tail_path(root), os.O_RDONLY | _OPEN_FLAGS)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, _MAX_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def _decode(raw: bytes | None) -> Tail | None:
     if raw is None or not raw.startswith(_PREFIX) or not raw.endswith(b"\n"):
         return None
@@ -153,31 +134,34 @@ def _decode(raw: bytes | None) -> Tail | None:
     return Tail(keys, tokens[-1] if tokens else None)
 
 
-def read_tail_bytes(root: Path) -> tuple[Tail | None, bytes | None]:
-    """The record of ``root`` (``None`` if missing or not valid) and its bytes as read
-    (``None`` if missing), for :class:`TailUpdate`'s ``previous``.
+def read_tail_bytes(lock: WriterLock) -> tuple[Tail | None, bytes]:
+    """The record in held ``lock``'s note (``None`` if missing or not valid) and the note's
+    bytes, for :class:`TailUpdate`'s ``previous``.
 
     Example:
         >>> import tempfile
-        >>> read_tail_bytes(Path(tempfile.mkdtemp()))
-        (None, None)
+        >>> from persist_hooks.locking import writer_lock
+        >>> lock = writer_lock(tempfile.mkdtemp())
+        >>> with lock.hold(timeout=1):
+        ...     read_tail_bytes(lock)
+        (None, b'')
     """
-    raw = _read_raw(root)
+    raw = lock.read_note()
     return _decode(raw), raw
 
 
-def read_tail(root: Path) -> Tail | None:
-    """The record of DataSet directory ``root``; ``None`` if missing or not valid.
+def read_tail(lock: WriterLock) -> Tail | None:
+    """The record in held ``lock``'s note; ``None`` if missing or not valid.
 
     Example:
         >>> import tempfile
-        >>> root = Path(tempfile.mkdtemp())
-        >>> read_tail(root) is None
-        True
-        >>> TailUpdate(root, Tail.EMPTY.add("a"), early=True).commit(); read_tail(root)
+        >>> from persist_hooks.locking import writer_lock
+        >>> lock = writer_lock(tempfile.mkdtemp())
+        >>> with lock.hold(timeout=1):
+        ...     TailUpdate(lock, Tail.EMPTY.add("a"), early=True).commit(); read_tail(lock)
         Tail(keys=('a',), last='a')
     """
-    return _decode(_read_raw(root))
+    return _decode(lock.read_note())
 
 
 def scan_keys(root: Path, with_block: Iterable[str]) -> list[str]:
@@ -212,34 +196,19 @@ def scan_tail(root: Path, with_block: Iterable[str]) -> Tail:
     return Tail(tuple(keys) if len(keys) <= MAX_KEYS else None, keys[-1])
 
 
-def forget_tail(root: Path) -> None:
-    """Remove the record of ``root`` (a DataSet emptied of items).
+def forget_tail(lock: WriterLock, *, durable: bool = False) -> None:
+    """Remove the record from held ``lock``'s note (a DataSet emptied of items).
 
     Example:
         >>> import tempfile
-        >>> root = Path(tempfile.mkdtemp()); TailUpdate(root, Tail.EMPTY, early=True).commit()
-        >>> forget_tail(root); read_tail(root) is None
+        >>> from persist_hooks.locking import writer_lock
+        >>> lock = writer_lock(tempfile.mkdtemp())
+        >>> with lock.hold(timeout=1):
+        ...     TailUpdate(lock, Tail.EMPTY, early=True).commit(); forget_tail(lock)
+        ...     read_tail(lock) is None
         True
     """
-    _write(root, None, durable=False)
-
-
-def _write(root: Path, raw: bytes | None, *, durable: bool) -> None:
-    path = _tail_path(root)
-    if raw is None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o644)
-    try:
-        # in place (writers only, under the lock): a writer that dies half-way leaves a
-        # line whose checksum fails, which counts as no record
-        os.pwrite(fd, raw, 0)
-        os.ftruncate(fd, len(raw))
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    lock.write_note(b"", durable=durable)
 
 
 def _encode(tail: Tail) -> bytes:
@@ -253,41 +222,43 @@ def _encode(tail: Tail) -> bytes:
 
 class TailUpdate:
     """A change of the record that goes with a write, with ``commit``/``discard`` like a
-    :class:`persist_hooks._fileio.PendingFile`.
+    :class:`persist_hooks._fileio.PendingFile`; use it holding ``lock``.
 
     ``early=True`` (a key is added) writes the record at once, before the write
-    commits, and :meth:`discard` puts the old one back; ``early=False`` (keys
-    dropped) writes it in :meth:`commit`, after the write's other files.
+    commits, and :meth:`discard` puts the old one back (``previous``: the note's
+    bytes, from :func:`read_tail_bytes`; read now if not given); ``early=False``
+    (keys dropped) writes it in :meth:`commit`, after the write's other files.
 
     Example:
         >>> import tempfile
-        >>> root = Path(tempfile.mkdtemp())
-        >>> update = TailUpdate(root, Tail.EMPTY.add("a"), early=True); read_tail(root)
+        >>> from persist_hooks.locking import writer_lock
+        >>> lock = writer_lock(tempfile.mkdtemp())
+        >>> with lock.hold(timeout=1):
+        ...     update = TailUpdate(lock, Tail.EMPTY.add("a"), early=True); read_tail(lock)
+        ...     update.discard(); read_tail(lock) is None
         Tail(keys=('a',), last='a')
-        >>> update.discard(); read_tail(root) is None
         True
     """
 
     def __init__(
         self,
-        root: Path,
+        lock: WriterLock,
         tail: Tail,
         *,
         early: bool,
         durable: bool = False,
-        previous: bytes | Literal[False] | None = False,
+        previous: bytes | None = None,
     ) -> None:
-        self.root = root
+        self.lock = lock
         self.tail = tail
         self.durable = durable
         self.done = False
-        self._previous: bytes | None = None
+        self._previous = b""
         self._written = early
         if early:
-            # the record's bytes before (read_tail_bytes); False: read them now
-            self._previous = _read_raw(root) if previous is False else previous
+            self._previous = lock.read_note() if previous is None else previous
             try:
-                _write(root, _encode(tail), durable=durable)
+                lock.write_note(_encode(tail), durable=durable)
             except BaseException:
                 self.discard()
                 raise
@@ -297,23 +268,27 @@ class TailUpdate:
 
         Example:
             >>> import tempfile
-            >>> root = Path(tempfile.mkdtemp())
-            >>> TailUpdate(root, Tail.EMPTY, early=False).commit(); read_tail(root)
+            >>> from persist_hooks.locking import writer_lock
+            >>> lock = writer_lock(tempfile.mkdtemp())
+            >>> with lock.hold(timeout=1):
+            ...     TailUpdate(lock, Tail.EMPTY, early=False).commit(); read_tail(lock)
             Tail(keys=(), last=None)
         """
         if self.done:
-            raise RuntimeError(f"the update of {_tail_path(self.root)} was already committed")
+            raise RuntimeError(f"the update of the record in {self.lock.path} was already committed")
         self.done = True
         if not self._written:
-            _write(self.root, _encode(self.tail), durable=self.durable)
+            self.lock.write_note(_encode(self.tail), durable=self.durable)
 
     def discard(self) -> None:
         """Undo an early write (a no-op after :meth:`commit`).
 
         Example:
             >>> import tempfile
-            >>> root = Path(tempfile.mkdtemp())
-            >>> TailUpdate(root, Tail.EMPTY, early=False).discard(); read_tail(root) is None
+            >>> from persist_hooks.locking import writer_lock
+            >>> lock = writer_lock(tempfile.mkdtemp())
+            >>> with lock.hold(timeout=1):
+            ...     TailUpdate(lock, Tail.EMPTY, early=False).discard(); read_tail(lock) is None
             True
         """
         if self.done:
@@ -321,4 +296,4 @@ class TailUpdate:
         self.done = True
         if self._written:
             with contextlib.suppress(OSError):
-                _write(self.root, self._previous, durable=self.durable)
+                self.lock.write_note(self._previous, durable=self.durable)

@@ -392,21 +392,21 @@ class DataSet:
                 base = text
             if remove:
                 new_text = fmt.remove_key_block(base, name)
-                tail = read_tail(self._root)
+                tail = read_tail(self._lock)
                 if tail is not None and tail.without(name) is not tail:
                     pending.append(
-                        TailUpdate(self._root, tail.without(name), early=False, durable=durable)
+                        TailUpdate(self._lock, tail.without(name), early=False, durable=durable)
                     )
             elif block is None and (is_item or fmt.find_key_block(base, name) is not None):
                 new_text = base  # a key already
             else:
-                tail, raw = read_tail_bytes(self._root)
+                tail, raw = read_tail_bytes(self._lock)
                 known = tail is not None
                 if tail is None:
                     tail = scan_tail(self._root, fmt.init_keys(base) or ())
                 if block is None and not rebuilt and tail.admits(name):
                     update = TailUpdate(
-                        self._root, tail.add(name), early=True, durable=durable, previous=raw
+                        self._lock, tail.add(name), early=True, durable=durable, previous=raw
                     )
                     return _InitChange([update], None, old_signature, name, None, False, False, [])
                 # keys without a block get theirs first, so the order stays insertion order
@@ -415,7 +415,7 @@ class DataSet:
                     base, name, block if block is not None else fmt.render_key_block(name, None)
                 )
                 if not (known and tail.empty):
-                    pending.append(TailUpdate(self._root, Tail.EMPTY, early=False, durable=durable))
+                    pending.append(TailUpdate(self._lock, Tail.EMPTY, early=False, durable=durable))
             if not rebuilt and new_text == text and not pending:
                 return None
             if rebuilt or new_text != text:
@@ -656,7 +656,7 @@ class DataSet:
                 for header in remote:
                     _delete_remote(root, header)
             shutil.rmtree(root / "__pycache__", ignore_errors=True)
-            forget_tail(root)  # no items: nothing to record
+            forget_tail(self._lock, durable=self._durable())  # no items: nothing to record
         self._next_index = 0
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ object is re-entrant within a thread (it counts), serialises the threads of one
 process with a thread lock, and takes the file lock on the first acquisition
 and drops it on the last release.  The kernel releases a ``lockf`` lock when
 its process dies, so a writer killed with ``SIGKILL`` never blocks anyone; the
-lock file itself is harmless and may stay.
+lock file itself is harmless and may stay.  Its content is the holder's note
+(:meth:`WriterLock.read_note`): small state that only writers use.
 
 Readers take no lock: DataSet writes are atomic renames of immutable files.
 """
@@ -40,6 +41,12 @@ _POLL_DELAY = 0.002
 _POLL_MAX_DELAY = 0.05
 
 
+_LOCK_FILE_FLAGS = (
+    os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+_MAX_NOTE = 64 * 1024
+
+
 class _FileLock(fasteners.InterProcessLock):  # type: ignore[misc]
     """fasteners' inter-process lock, quicker to take when it is free.
 
@@ -56,7 +63,14 @@ class _FileLock(fasteners.InterProcessLock):  # type: ignore[misc]
 
     def _do_open(self) -> None:
         if self.lockfile is None or self.lockfile.closed:
-            self.lockfile = open(self.path, "ab")  # noqa: SIM115 - closed by fasteners' release
+            # readable too, for the holder's note; never through a symbolic link (the
+            # note rewrites the file, and fasteners' append mode protected its target)
+            fd = os.open(self.path, _LOCK_FILE_FLAGS, 0o666)
+            try:
+                self.lockfile = open(fd, "a+b")  # noqa: SIM115 - closed by fasteners' release
+            except BaseException:
+                os.close(fd)
+                raise
 
     def acquire(
         self,
@@ -174,6 +188,53 @@ class WriterLock:
             self._process_lock.release()
         finally:
             self._thread_lock.release()
+
+    def read_note(self) -> bytes:
+        """The holder's note: what the last holder left in the lock file (``b""``: none).
+
+        Writers keep small state there that only writers use (the DataSet's record
+        of keys without a block, :mod:`persist_hooks._tail`): reading it costs no
+        file opening, the file is open while the lock is held.  Call it holding the
+        lock.
+
+        Example:
+            >>> import tempfile
+            >>> lock = writer_lock(tempfile.mkdtemp())
+            >>> with lock.hold(timeout=1):
+            ...     lock.write_note(b"state 1"); lock.read_note()
+            b'state 1'
+        """
+        return os.pread(self._note_fd(), _MAX_NOTE + 1, 0)
+
+    def write_note(self, note: bytes, *, durable: bool = False) -> None:
+        """Replace the holder's note by ``note`` (``b""``: none); call it holding the lock.
+
+        A holder that dies half-way leaves an empty or partial note: keep a
+        checksum in it.
+
+        Example:
+            >>> import tempfile
+            >>> lock = writer_lock(tempfile.mkdtemp())
+            >>> with lock.hold(timeout=1):
+            ...     lock.write_note(b"a longer note"); lock.write_note(b"short")
+            ...     lock.read_note()
+            b'short'
+        """
+        if len(note) > _MAX_NOTE:
+            raise ValueError(f"a lock note holds at most {_MAX_NOTE} bytes, not {len(note)}")
+        fd = self._note_fd()
+        os.ftruncate(fd, 0)
+        view = memoryview(note)
+        while view:  # appended (the file is in append mode): at offset 0 after truncating
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+
+    def _note_fd(self) -> int:
+        handle = self._process_lock.lockfile
+        if not self.held or handle is None or handle.closed:
+            raise RuntimeError(f"the note of {self.path} is only for the lock's holder")
+        return int(handle.fileno())
 
     @contextlib.contextmanager
     def hold(self, timeout: float | None = None) -> Iterator[None]:

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from persist_hooks import _format as fmt
 from persist_hooks import _tail
-from persist_hooks._tail import MAX_KEYS, TAIL_NAME, Tail, read_tail
+from persist_hooks._tail import MAX_KEYS, Tail, read_tail
 from persist_hooks.dataset import DataSet
+from persist_hooks.locking import LOCK_NAME, writer_lock
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +43,13 @@ def init_keys(root: Path) -> list[str]:
     keys = fmt.init_keys((root / "__init__.py").read_text())
     assert keys is not None
     return keys
+
+
+def record_of(root: Path) -> Tail | None:
+    """The writers' record of ``root``'s keys without a block (read holding the lock)."""
+    lock = writer_lock(root)
+    with lock.hold(timeout=10):
+        return read_tail(lock)
 
 
 def plain_python_keys(root: Path) -> list[str]:
@@ -69,7 +77,7 @@ def test_keys_in_name_order_need_no_block(tmp_path: Path) -> None:
     assert (after.st_ino, after.st_mtime_ns) == (init.st_ino, init.st_mtime_ns)  # not rewritten
     expected = ["a", *(f"x_{i}" for i in range(12)), "y"]
     assert init_keys(root) == []
-    assert read_tail(root) == Tail(tuple(expected), "y")
+    assert record_of(root) == Tail(tuple(expected), "y")
     assert list(ds) == list(DataSet("mydata", path=tmp_path)) == expected
     assert plain_python_keys(root) == expected
     np.testing.assert_array_equal(ds.x_11, np.arange(200.0) + 11)
@@ -82,7 +90,7 @@ def test_a_key_out_of_name_order_gives_the_others_their_blocks(tmp_path: Path) -
     ds.c = 2
     ds.a = 3  # before b and c: all three get blocks, in insertion order
     assert init_keys(root) == ["b", "c", "a"]
-    assert read_tail(root) == Tail.EMPTY
+    assert record_of(root) == Tail.EMPTY
     ds.d = 4  # a new run of keys without a block starts
     ds.e = 5
     assert init_keys(root) == ["b", "c", "a"]
@@ -113,13 +121,13 @@ def test_deleting_a_key_without_a_block(tmp_path: Path) -> None:
     root = tmp_path / "mydata"
     ds.a, ds.b, ds.c = 1, 2, 3
     del ds.c
-    assert read_tail(root) == Tail(("a", "b"), "b")
+    assert record_of(root) == Tail(("a", "b"), "b")
     ds.c = 3  # after b again: still no block
     del ds["a"]
-    assert read_tail(root) == Tail(("b", "c"), "c") and init_keys(root) == []
+    assert record_of(root) == Tail(("b", "c"), "c") and init_keys(root) == []
     assert list(ds) == ["b", "c"]
     ds.clear()
-    assert not (root / TAIL_NAME).exists()
+    assert (root / LOCK_NAME).read_bytes() == b""
     ds.a = 1
     assert list(ds) == ["a"]
 
@@ -128,16 +136,16 @@ def test_a_missing_or_damaged_record_is_rebuilt_from_a_listing(tmp_path: Path) -
     ds = DataSet("mydata", "w", path=tmp_path)
     root = tmp_path / "mydata"
     ds.a, ds.b = 1, 2
-    record = root / TAIL_NAME
-    good = record.read_bytes()
+    lock_file = root / LOCK_NAME
+    good = lock_file.read_bytes()
     for damage in (b"", good[:-1], good.replace(b" b", b" c"), good + b"x\n", b"garbage\n", None):
         if damage is None:
-            record.unlink()
+            lock_file.unlink()
         else:
-            record.write_bytes(damage)
-        assert read_tail(root) is None
+            lock_file.write_bytes(damage)
+        assert record_of(root) is None
         ds.c = 3  # the listing finds a and b without blocks: c may follow them
-        assert read_tail(root) == Tail(("a", "b", "c"), "c")
+        assert record_of(root) == Tail(("a", "b", "c"), "c")
         del ds.c
     ds.a0 = 4  # before b: folds a and b
     assert init_keys(root) == ["a", "b", "a0"]
@@ -148,7 +156,9 @@ def test_a_recorded_key_whose_item_is_gone_gets_no_block(tmp_path: Path) -> None
     ds = DataSet("mydata", "w", path=tmp_path)
     root = tmp_path / "mydata"
     ds.b = 1
-    _tail.TailUpdate(root, Tail(("b", "c"), "c"), early=True).commit()
+    lock = writer_lock(root)
+    with lock.hold(timeout=10):
+        _tail.TailUpdate(lock, Tail(("b", "c"), "c"), early=True).commit()
     ds.a = 2  # folds b; c has no item, so no key
     assert init_keys(root) == ["b", "a"]
     assert list(ds) == ["b", "a"] and "c" not in ds
@@ -161,11 +171,11 @@ def test_more_keys_than_the_record_lists(tmp_path: Path) -> None:
     with ds.locked():
         for name in names:
             setattr(ds, name, 0)
-    tail = read_tail(root)
+    tail = record_of(root)
     assert tail is not None and tail.keys is None and tail.last == names[-1]
     ds.a = 1  # the fold lists the directory
     assert init_keys(root) == [*names, "a"]
-    assert read_tail(root) == Tail.EMPTY
+    assert record_of(root) == Tail.EMPTY
     assert list(DataSet("mydata", path=tmp_path)) == [*names, "a"]
 
 
@@ -286,7 +296,7 @@ def test_a_fold_writes_only_keys_that_are_item_names(tmp_path: Path) -> None:
     root = tmp_path / "mydata"
     ds.b = 1
     (root / "x'] = 1; import os #.py").write_text("")  # a file no key can name
-    (root / TAIL_NAME).write_bytes(record(b"x']=os.system('') b"))
+    (root / LOCK_NAME).write_bytes(record(b"x']=os.system('') b"))
     ds.a = 2  # folds: only b gets a block
     assert init_keys(root) == ["b", "a"]
     assert list(DataSet("mydata", path=tmp_path)) == ["b", "a"]
