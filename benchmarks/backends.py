@@ -16,8 +16,9 @@ For each size N and each installed backend (``npy``, ``hdf5``, ``zarr``), in one
   is kept for its grace period, so the DataSet does not pay for that removal
   then).  The DataSet also computes each array's checksum (in a thread, overlapping
   the write).  The library is timed with the layout the backend uses (same chunks
-  and codecs: the ratio measures persist_hooks' overhead, target <= 1.10x) and,
-  new files only, with the library's defaults (h5py contiguous, zarr automatic
+  and codecs; for zarr a group holding the array, as the backend writes an item:
+  the ratio measures persist_hooks' overhead, target <= 1.10x) and, new files only,
+  with the library's defaults (h5py contiguous, a bare zarr array with automatic
   chunks: the cost of the layout choice).
 * read: ``np.array(ds.x)`` (the whole array in memory, from a freshly read item)
   vs ``np.load`` / ``f[key][()]`` / ``zarr.open_array(...)[...]``.
@@ -172,33 +173,44 @@ class ZarrLib(Library):
         return self.work / "direct.zarr"
 
     def write(self, arr: np.ndarray[Any, Any]) -> None:
+        """Backend layout: a group holding the array (as the backend writes an item, so
+        any zarr client finds its arrays by name), its chunks; default: a bare array."""
         import zarr
 
-        chunks: Any = "auto"
-        if self.chunked:
-            from persist_hooks_zarr._backend import _chunks
-
-            chunks = _chunks(arr.shape, arr.dtype.itemsize, arr.ndim)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            z = zarr.create_array(
-                store=str(self.path),
-                shape=arr.shape,
-                dtype=arr.dtype,
-                chunks=chunks,
-                overwrite=True,
-            )
+            if self.chunked:
+                from persist_hooks_zarr._backend import _chunks
+
+                group = zarr.open_group(store=str(self.path), mode="w", zarr_format=3)
+                z = group.create_array(
+                    "a",
+                    shape=arr.shape,
+                    dtype=arr.dtype,
+                    chunks=_chunks(arr.shape, arr.dtype.itemsize, arr.ndim),
+                )
+            else:
+                z = zarr.create_array(
+                    store=str(self.path),
+                    shape=arr.shape,
+                    dtype=arr.dtype,
+                    chunks="auto",
+                    overwrite=True,
+                )
             z[...] = arr
 
-    def read(self) -> np.ndarray[Any, Any]:
+    def _array(self) -> Any:
         import zarr
 
-        return np.asarray(zarr.open_array(str(self.path), mode="r")[...])
+        if self.chunked:
+            return zarr.open_array(str(self.path), path="a", mode="r")
+        return zarr.open_array(str(self.path), mode="r")
+
+    def read(self) -> np.ndarray[Any, Any]:
+        return np.asarray(self._array()[...])
 
     def slice(self, start: int, stop: int) -> np.ndarray[Any, Any]:
-        import zarr
-
-        return np.asarray(zarr.open_array(str(self.path), mode="r")[start:stop])
+        return np.asarray(self._array()[start:stop])
 
 
 LIBRARIES: dict[str, list[type[Library]]] = {
