@@ -197,18 +197,18 @@ def scan_tail(root: Path, with_block: Iterable[str]) -> Tail:
 
 
 def forget_tail(lock: WriterLock, *, durable: bool = False) -> None:
-    """Remove the record from held ``lock``'s note (a DataSet emptied of items).
+    """Record in held ``lock``'s note that no key lacks a block (a DataSet emptied of items).
 
     Example:
         >>> import tempfile
         >>> from persist_hooks.locking import writer_lock
         >>> lock = writer_lock(tempfile.mkdtemp())
         >>> with lock.hold(timeout=1):
-        ...     TailUpdate(lock, Tail.EMPTY, early=True).commit(); forget_tail(lock)
-        ...     read_tail(lock) is None
-        True
+        ...     TailUpdate(lock, Tail.EMPTY.add("a"), early=True).commit(); forget_tail(lock)
+        ...     read_tail(lock)
+        Tail(keys=(), last=None)
     """
-    lock.write_note(b"", durable=durable)
+    lock.write_note(_encode(Tail.EMPTY), durable=durable)  # not b"": see write_note
 
 
 def _encode(tail: Tail) -> bytes:

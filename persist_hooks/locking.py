@@ -41,9 +41,7 @@ _POLL_DELAY = 0.002
 _POLL_MAX_DELAY = 0.05
 
 
-_LOCK_FILE_FLAGS = (
-    os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-)
+_LOCK_FILE_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _MAX_NOTE = 64 * 1024
 
 
@@ -67,7 +65,7 @@ class _FileLock(fasteners.InterProcessLock):  # type: ignore[misc]
             # note rewrites the file, and fasteners' append mode protected its target)
             fd = os.open(self.path, _LOCK_FILE_FLAGS, 0o666)
             try:
-                self.lockfile = open(fd, "a+b")  # noqa: SIM115 - closed by fasteners' release
+                self.lockfile = open(fd, "r+b")  # noqa: SIM115 - closed by fasteners' release
             except BaseException:
                 os.close(fd)
                 raise
@@ -209,8 +207,12 @@ class WriterLock:
     def write_note(self, note: bytes, *, durable: bool = False) -> None:
         """Replace the holder's note by ``note`` (``b""``: none); call it holding the lock.
 
-        A holder that dies half-way leaves an empty or partial note: keep a
-        checksum in it.
+        The note is written in place over the old one, and the file cut only
+        when the note got shorter: never to size 0 unless ``note`` is empty,
+        because ext4 writes a file cut to size 0 back to disk when it is closed
+        (``auto_da_alloc``), which made every DataSet write 0.5 ms slower.  A
+        holder that dies half-way leaves a mix of old and new: keep a checksum
+        in the note.
 
         Example:
             >>> import tempfile
@@ -223,10 +225,12 @@ class WriterLock:
         if len(note) > _MAX_NOTE:
             raise ValueError(f"a lock note holds at most {_MAX_NOTE} bytes, not {len(note)}")
         fd = self._note_fd()
-        os.ftruncate(fd, 0)
         view = memoryview(note)
-        while view:  # appended (the file is in append mode): at offset 0 after truncating
-            view = view[os.write(fd, view) :]
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(fd, view[offset:], offset)
+        if os.fstat(fd).st_size > len(note):
+            os.ftruncate(fd, len(note))
         if durable:
             os.fsync(fd)
 

@@ -258,3 +258,32 @@ def test_the_lock_never_recreates_a_removed_directory(tmp_path: Path) -> None:
     root.mkdir()
     with lock.hold(timeout=1):  # usable again once the directory is back
         assert lock.held
+
+
+def test_the_note_is_for_the_holder_and_replaced_in_place(tmp_path: Path) -> None:
+    lock = writer_lock(tmp_path)
+    with pytest.raises(RuntimeError, match="holder"):
+        lock.read_note()
+    with lock.hold(timeout=1):
+        assert lock.read_note() == b""
+        lock.write_note(b"a long first note")
+        inode = os.stat(tmp_path / LOCK_NAME).st_ino
+        lock.write_note(b"short")
+        assert lock.read_note() == b"short"
+        with pytest.raises(ValueError, match="at most"):
+            lock.write_note(b"x" * (1 << 17))
+    assert (tmp_path / LOCK_NAME).read_bytes() == b"short"
+    assert os.stat(tmp_path / LOCK_NAME).st_ino == inode  # the lock file itself, never replaced
+    with lock.hold(timeout=1):
+        assert lock.read_note() == b"short"  # kept between holds
+
+
+def test_the_lock_file_is_never_opened_through_a_symbolic_link(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / LOCK_NAME).symlink_to(precious)
+    with pytest.raises(OSError):
+        writer_lock(root).acquire(timeout=1)
+    assert precious.read_text() == "keep me"
