@@ -39,12 +39,14 @@ from typing import ClassVar
 from ._format import item_keys, item_order
 from .locking import WriterLock
 
-__all__ = ["MAX_KEYS", "Tail", "TailUpdate", "forget_tail", "read_tail", "read_tail_bytes", "scan_keys", "scan_tail"]
+__all__ = ["MAX_BYTES", "MAX_KEYS", "Tail", "TailUpdate", "forget_tail", "read_tail", "read_tail_bytes", "scan_keys", "scan_tail"]
 
 MAX_KEYS = 64
 """Keys the record lists; with more it keeps only the last (a fold then lists the directory)."""
 
 _PREFIX = b"persist_hooks tail 1 "
+MAX_BYTES = 8192
+"""Longest record written (the lock note holds 64 KiB); longer keys are not all listed."""
 _MANY = "*"  # first token when only the last key is recorded
 
 
@@ -212,11 +214,13 @@ def forget_tail(lock: WriterLock, *, durable: bool = False) -> None:
 
 
 def _encode(tail: Tail) -> bytes:
-    tokens = tail.keys
-    if tokens is None:
+    """The record as one line of at most ~:data:`MAX_BYTES` (keys are file names: < 256 bytes)."""
+    payload = b""
+    if tail.keys is not None:
+        payload = " ".join(tail.keys).encode()
+    if tail.keys is None or len(payload) > MAX_BYTES:  # very long names: only the last
         assert tail.last is not None
-        tokens = (_MANY, tail.last)
-    payload = " ".join(tokens).encode()
+        payload = f"{_MANY} {tail.last}".encode()
     return _PREFIX + b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
 

@@ -45,7 +45,7 @@ from ._tail import (
 )
 from .errors import FormatError, ReadOnlyError
 from .locking import LOCK_NAME, WriterLock, writer_lock
-from .names import check_name
+from .names import MAX_FILE_NAME_BYTES, check_name
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -727,7 +727,7 @@ class DataSet:
             ('first', 3)
         """
         self._check_writable()
-        check_name(f"{self._name_prefix}0", reserved=_RESERVED)
+        check_name(f"{self._name_prefix}0", reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
         info_block_src = info  # archived under the lock once the name is known
         with self._lock.hold(self._timeout):
             text = self._init_text()
@@ -746,7 +746,7 @@ class DataSet:
                 if not used and not (self._root / f"{name}.py").exists():
                     break
                 index += 1
-            check_name(name, reserved=_RESERVED)
+            check_name(name, reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
             body, data = self._archive(name, obj)
             backend = self._backend()
             for array in data.values():
@@ -778,7 +778,7 @@ class DataSet:
             object.__setattr__(self, name, value)
             return
         self._check_writable()
-        check_name(name, reserved=_RESERVED)
+        check_name(name, reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
         body, data = self._archive(name, value)  # may raise: nothing written yet
         backend = self._backend()
         for array in data.values():
@@ -808,7 +808,7 @@ class DataSet:
 
     def __setitem__(self, name: str, info: Any) -> None:
         self._check_writable()
-        check_name(name, reserved=_RESERVED)
+        check_name(name, reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
         block = self._info_block(name, info)  # may raise: nothing written yet
         with self._lock.hold(self._timeout):
             change = self._prepare_init(name, block)

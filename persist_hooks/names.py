@@ -6,17 +6,28 @@ import keyword
 import unicodedata
 from collections.abc import Collection
 
-__all__ = ["check_name"]
+__all__ = ["MAX_FILE_NAME_BYTES", "check_name"]
+
+MAX_FILE_NAME_BYTES = 200
+"""Longest name (UTF-8 bytes) of an item that becomes files: a DataSet's temporaries add
+29 bytes (``.<name>.py.bak.<16 hex digits>.tmp``) and file systems allow 255."""
 
 
-def check_name(name: object, *, reserved: Collection[str] = (), what: str = "item name") -> str:
+def check_name(
+    name: object,
+    *,
+    reserved: Collection[str] = (),
+    what: str = "item name",
+    max_bytes: int | None = None,
+) -> str:
     """Return ``name`` if it may name an item, else raise ``ValueError`` saying why.
 
     An item name is an identifier that is not a keyword, does not start with
     ``_`` (reserved for the archive's temporaries), is not in ``reserved`` (a
     DataSet's methods), and does not have a shape pytest's import hook claims
     (``test_*``, ``*_test``, ``conftest``), which would hijack ``import ds.name``
-    under pytest.
+    under pytest.  Names that become file names are at most ``max_bytes`` long
+    in UTF-8 (:data:`MAX_FILE_NAME_BYTES`).
 
     Example:
         >>> check_name("x")
@@ -41,6 +52,11 @@ def check_name(name: object, *, reserved: Collection[str] = (), what: str = "ite
         why = "it clashes with a DataSet method or attribute"
     elif name.startswith("test_") or name.endswith("_test") or name == "conftest":
         why = "pytest's import hook claims modules named test_*, *_test and conftest"
+    elif max_bytes is not None and len(name.encode()) > max_bytes:
+        why = (
+            f"it is {len(name.encode())} bytes long in UTF-8, and its files need names of "
+            f"at most 255 bytes: use at most {max_bytes}"
+        )
     if why:
         raise ValueError(f"invalid {what} {name!r}: {why}; choose another name")
     return name

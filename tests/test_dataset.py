@@ -403,6 +403,22 @@ def test_invalid_item_names(tmp_path: Path, name: str) -> None:
         ds[name] = 1
 
 
+def test_item_names_fit_in_file_names(tmp_path: Path) -> None:
+    ds = DataSet("mydata", "w", path=tmp_path)
+    longest = "é" * 100  # 200 bytes in UTF-8
+    setattr(ds, longest, np.arange(200.0))
+    ds[longest] = "info"
+    np.testing.assert_array_equal(getattr(DataSet("mydata", path=tmp_path), longest), np.arange(200.0))
+    for name in ("x" * 201, "é" * 100 + "x"):
+        with pytest.raises(ValueError, match="at most 200"):
+            setattr(ds, name, 1)
+        with pytest.raises(ValueError, match="at most 200"):
+            ds[name] = 1
+    with pytest.raises(ValueError, match="at most 200"):
+        persist_hooks.Archive().save(tmp_path, name="m" * 201)
+    assert list(ds) == [longest]
+
+
 @pytest.mark.parametrize("name", ["clear", "close", "locked"])
 def test_names_of_dataset_methods_are_reserved(tmp_path: Path, name: str) -> None:
     ds = DataSet("mydata", "w", path=tmp_path)

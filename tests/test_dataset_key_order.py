@@ -300,3 +300,17 @@ def test_a_fold_writes_only_keys_that_are_item_names(tmp_path: Path) -> None:
     ds.a = 2  # folds: only b gets a block
     assert init_keys(root) == ["b", "a"]
     assert list(DataSet("mydata", path=tmp_path)) == ["b", "a"]
+
+
+def test_keys_too_long_to_record_all_of_them(tmp_path: Path) -> None:
+    ds = DataSet("mydata", "w", path=tmp_path)
+    root = tmp_path / "mydata"
+    names = [f"k{i:02d}{'x' * 197}" for i in range(45)]  # 45 x 200 bytes > MAX_BYTES
+    with ds.locked():
+        for name in names:
+            setattr(ds, name, 1)
+    tail = record_of(root)
+    assert tail is not None and tail.keys is None and tail.last == names[-1]
+    ds.a = 3  # before the long names: all get blocks, found by listing the directory
+    assert init_keys(root) == [*names, "a"]
+    assert list(DataSet("mydata", path=tmp_path)) == [*names, "a"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..names import check_name
+from ..names import MAX_FILE_NAME_BYTES, check_name
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -81,7 +81,7 @@ def save_archive(
         if len(names) != 1:
             raise ValueError("Archive.save() needs name= unless the archive holds exactly one item")
         name = names[0]
-    check_name(name, what="module name")
+    check_name(name, what="module name", max_bytes=MAX_FILE_NAME_BYTES)
     base = Path(dirname)
     base.mkdir(parents=True, exist_ok=True)
     if package:
