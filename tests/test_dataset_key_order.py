@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,6 @@ from persist_hooks import _tail
 from persist_hooks._tail import MAX_KEYS, Tail, read_tail
 from persist_hooks.dataset import DataSet
 from persist_hooks.locking import LOCK_NAME, writer_lock
-
-
-@pytest.fixture(autouse=True)
-def _clean_interpreter_state() -> Iterator[None]:
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        if name.startswith("mydata"):
-            del sys.modules[name]
 
 
 def init_keys(root: Path) -> list[str]:

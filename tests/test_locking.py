@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,11 +36,11 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PERSIST_HOOKS_NO_HOOK": "1"}
 
 
-@pytest.fixture
-def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """A subprocess holding the writer lock of ``tmp_path`` for up to 30 s."""
+@contextlib.contextmanager
+def holding(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """A subprocess that holds the writer lock of ``path`` (once this yields) for ``seconds``."""
     with subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path), "30"],
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)],
         stdout=subprocess.PIPE,
         text=True,
         env=_env(),
@@ -51,6 +52,13 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A subprocess holding the writer lock of ``tmp_path`` for up to 30 s."""
+    with holding(tmp_path, 30) as proc:
+        yield proc
 
 
 def test_one_lock_per_real_path(tmp_path: Path) -> None:
@@ -227,14 +235,8 @@ def test_writer_lock_type() -> None:
 
 def test_a_waiting_writer_gets_the_lock_when_the_holder_releases_it(tmp_path: Path) -> None:
     """The first try fails while another process holds the lock; fasteners' loop then waits."""
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path), "0.5"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    ) as proc:
+    with holding(tmp_path, 0.5) as proc:
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "locked"
         lock = writer_lock(tmp_path)
         t0 = time.monotonic()
         with lock.hold(timeout=20):
