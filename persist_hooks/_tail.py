@@ -39,7 +39,17 @@ from typing import ClassVar
 from ._format import item_keys, item_order
 from .locking import WriterLock
 
-__all__ = ["MAX_BYTES", "MAX_KEYS", "Tail", "TailUpdate", "forget_tail", "read_tail", "read_tail_bytes", "scan_keys", "scan_tail"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_KEYS",
+    "Tail",
+    "TailUpdate",
+    "clear_tail",
+    "read_tail",
+    "read_tail_bytes",
+    "scan_keys",
+    "scan_tail",
+]
 
 MAX_KEYS = 64
 """Keys the record lists; with more it keeps only the last (a fold then lists the directory)."""
@@ -114,8 +124,8 @@ class Tail:
 Tail.EMPTY = Tail((), None)
 
 
-def _decode(raw: bytes | None) -> Tail | None:
-    if raw is None or not raw.startswith(_PREFIX) or not raw.endswith(b"\n"):
+def _decode(raw: bytes) -> Tail | None:
+    if not raw.startswith(_PREFIX) or not raw.endswith(b"\n"):
         return None
     crc, _, payload = raw[len(_PREFIX) : -1].partition(b" ")
     if b"\n" in payload or crc != b"%08x" % zlib.crc32(payload):
@@ -198,7 +208,7 @@ def scan_tail(root: Path, with_block: Iterable[str]) -> Tail:
     return Tail(tuple(keys) if len(keys) <= MAX_KEYS else None, keys[-1])
 
 
-def forget_tail(lock: WriterLock, *, durable: bool = False) -> None:
+def clear_tail(lock: WriterLock, *, durable: bool = False) -> None:
     """Record in held ``lock``'s note that no key lacks a block (a DataSet emptied of items).
 
     Example:
@@ -206,7 +216,7 @@ def forget_tail(lock: WriterLock, *, durable: bool = False) -> None:
         >>> from persist_hooks.locking import writer_lock
         >>> lock = writer_lock(tempfile.mkdtemp())
         >>> with lock.hold(timeout=1):
-        ...     TailUpdate(lock, Tail.EMPTY.add("a"), early=True).commit(); forget_tail(lock)
+        ...     TailUpdate(lock, Tail.EMPTY.add("a"), early=True).commit(); clear_tail(lock)
         ...     read_tail(lock)
         Tail(keys=(), last=None)
     """

@@ -37,7 +37,7 @@ from ._reader import INIT, MARKER, complete_info, is_dataset_dir, read_info, rea
 from ._tail import (
     Tail,
     TailUpdate,
-    forget_tail,
+    clear_tail,
     read_tail,
     read_tail_bytes,
     scan_keys,
@@ -393,10 +393,10 @@ class DataSet:
             if remove:
                 new_text = fmt.remove_key_block(base, name)
                 tail = read_tail(self._lock)
-                if tail is not None and tail.without(name) is not tail:
-                    pending.append(
-                        TailUpdate(self._lock, tail.without(name), early=False, durable=durable)
-                    )
+                rest = tail.without(name) if tail is not None else None
+                if rest is not tail:
+                    assert rest is not None
+                    pending.append(TailUpdate(self._lock, rest, early=False, durable=durable))
             elif block is None and (is_item or fmt.find_key_block(base, name) is not None):
                 new_text = base  # a key already
             else:
@@ -656,7 +656,7 @@ class DataSet:
                 for header in remote:
                     _delete_remote(root, header)
             shutil.rmtree(root / "__pycache__", ignore_errors=True)
-            forget_tail(self._lock, durable=self._durable())  # no items: nothing to record
+            clear_tail(self._lock, durable=self._durable())  # no items: nothing to record
         self._next_index = 0
 
     def close(self) -> None:
