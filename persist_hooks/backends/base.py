@@ -531,6 +531,15 @@ def make_dirs(directory: Path, created: list[Path]) -> None:
         >>> [p.name for p in made]
         ['a', 'b']
     """
+    try:  # the common case: the parent exists, the directory does not (one system call)
+        directory.mkdir()
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        pass  # a parent is missing too
+    else:
+        created.append(directory)
+        return
     missing: list[Path] = []
     probe = directory
     while not probe.exists():
