@@ -303,3 +303,46 @@ def test_keys_too_long_to_record_all_of_them(tmp_path: Path) -> None:
     ds.a = 3  # before the long names: all get blocks, found by listing the directory
     assert init_keys(root) == [*names, "a"]
     assert list(DataSet("mydata", path=tmp_path)) == [*names, "a"]
+
+
+ORDER_WRITER = """
+import os, random, sys
+from persist_hooks.dataset import DataSet
+path, seed, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rng = random.Random(seed)
+ds = DataSet("mydata", "w", path=path, timeout=60)
+written = []
+for step in range(40):
+    with ds.locked():  # the log's order is the order in which writes commit
+        if step >= 30 or not written or rng.random() < 0.8:  # last: no metadata, no folds
+            # a new key, in or out of name order (x_9 before x_10: a number counts as one)
+            name = f"{rng.choice('akxz')}{seed}_{rng.randrange(30)}"
+            setattr(ds, name, step)
+            written.append(name)
+            op = "item"
+        else:
+            name = rng.choice(written)
+            ds[name] = step
+            op = "info"
+        with open(log, "a") as f:
+            f.write(f"{op} {name}\\n")
+"""
+
+
+def test_writers_in_several_processes_keep_commit_order(tmp_path: Path) -> None:
+    """Three processes write items and metadata under random names at once: every reader
+    lists the keys in the order they were first committed."""
+    DataSet("mydata", "w", path=tmp_path)
+    log = tmp_path / "log.txt"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", ORDER_WRITER, str(tmp_path), str(seed), str(log)])
+        for seed in range(3)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0
+    order: dict[str, None] = {}
+    for line in log.read_text().splitlines():
+        order.setdefault(line.split()[1], None)
+    expected = list(order)
+    assert list(DataSet("mydata", path=tmp_path)) == expected
+    assert plain_python_keys(tmp_path / "mydata") == expected
