@@ -62,7 +62,7 @@ _MANY = "*"  # first token when only the last key is recorded
 
 @dataclass(frozen=True)
 class Tail:
-    """The keys without a block, in key order (``keys=None``: more than :data:`MAX_KEYS`).
+    """The keys without a block, in key order (``keys=None``: only the last is known).
 
     Example:
         >>> tail = Tail.EMPTY.add("x_9").add("x_10")
@@ -194,6 +194,9 @@ def scan_keys(root: Path, with_block: Iterable[str]) -> list[str]:
 def scan_tail(root: Path, with_block: Iterable[str]) -> Tail:
     """The record made from a listing of ``root``: its items without a key in ``with_block``.
 
+    It keeps every key, however many, so a fold that follows needs no second
+    listing; :meth:`Tail.add` keeps what is written within :data:`MAX_KEYS`.
+
     Example:
         >>> import tempfile
         >>> root = Path(tempfile.mkdtemp())
@@ -205,7 +208,7 @@ def scan_tail(root: Path, with_block: Iterable[str]) -> Tail:
     keys = scan_keys(root, with_block)
     if not keys:
         return Tail.EMPTY
-    return Tail(tuple(keys) if len(keys) <= MAX_KEYS else None, keys[-1])
+    return Tail(tuple(keys), keys[-1])
 
 
 def clear_tail(lock: WriterLock, *, durable: bool = False) -> None:

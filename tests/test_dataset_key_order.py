@@ -168,6 +168,30 @@ def test_more_keys_than_the_record_lists(tmp_path: Path) -> None:
     assert list(DataSet("mydata", path=tmp_path)) == [*names, "a"]
 
 
+def test_without_a_record_many_keys_are_listed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = DataSet("mydata", "w", path=tmp_path)
+    root = tmp_path / "mydata"
+    names = [f"k{i}" for i in range(MAX_KEYS + 5)]
+    with ds.locked():
+        for name in names:
+            setattr(ds, name, 0)
+    (root / LOCK_NAME).write_bytes(b"")  # no record: the next writer lists the directory
+    real, listings = os.listdir, []
+
+    def listdir(path: Any = ".") -> list[str]:
+        if Path(path) == root:
+            listings.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    ds.a = 1  # before them all: the listing gives the keys to fold too
+    monkeypatch.undo()
+    assert len(listings) == 1
+    assert init_keys(root) == [*names, "a"]
+
+
 def test_an_item_file_copied_in_by_hand_stays_a_key(tmp_path: Path) -> None:
     ds = DataSet("mydata", "w", path=tmp_path)
     root = tmp_path / "mydata"
