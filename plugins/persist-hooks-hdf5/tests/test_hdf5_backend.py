@@ -196,3 +196,120 @@ def test_write_never_truncates_or_removes_an_existing_file(tmp_path: Path) -> No
     assert (tmp_path / "g1.h5").read_bytes() == b"someone else's"
     entry = b.write(tmp_path, "g2", {"a": np.arange(3.0)})["a"]
     assert_identical(np.asarray(b.open(tmp_path, entry)), np.arange(3.0))
+
+
+# ----------------------------------------------------------------- chunks written as plain bytes
+
+
+def _creation(path: Path, name: str) -> tuple[int, int]:
+    with h5py.File(path, "r") as f:
+        plist = f[name].id.get_create_plist()
+        return plist.get_alloc_time(), plist.get_fill_time()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"),
+    [
+        ("<f8", (300_000,)),  # 3 chunks, the last one partial
+        (">i4", (100_001, 3)),  # big-endian, 2-d, rows that do not divide the chunk
+        ("<c16", (70_000,)),
+        ("?", (200_000,)),
+        ("<U3", (100_000,)),  # stored as uint32 code units on one more axis
+        ("<M8[ms]", (150_000,)),  # stored as int64
+        ("|S5", (1,)),
+        ("<f2", (4, 0)),  # empty: nothing to write
+    ],
+)
+def test_chunks_written_as_plain_bytes_read_back_bit_exact(
+    tmp_path: Path, dtype: str, shape: tuple[int, ...]
+) -> None:
+    """Uncompressed chunked arrays: HDF5 allocates every chunk, the bytes go in with pwrite."""
+    arr = sample_array(dtype, shape, seed=3)
+    entry = Hdf5Backend().write(tmp_path, "g1", {"a": arr})["a"]
+    with h5py.File(tmp_path / "g1.h5", "r") as f:  # any HDF5 reader sees the array
+        raw = f["a"][()]
+    if arr.dtype.kind == "U":
+        raw = np.ascontiguousarray(raw).view(arr.dtype).reshape(arr.shape)
+    elif arr.dtype.kind == "M":
+        raw = raw.view(arr.dtype)
+    assert_identical(raw, arr)
+    assert_identical(np.asarray(Hdf5Backend().open(tmp_path, entry)), arr)
+    if arr.size:
+        early, never = h5py.h5d.ALLOC_TIME_EARLY, h5py.h5d.FILL_TIME_NEVER
+        assert _creation(tmp_path / "g1.h5", "a") == (early, never)
+
+
+def test_hdf5_writes_what_cannot_be_written_as_plain_bytes(tmp_path: Path) -> None:
+    """Filters, a non-contiguous source and compound types go through HDF5's own writes."""
+    arrays = {
+        "strided": sample_array("<f8", (1000, 4), seed=1)[:, ::2],
+        "compound": sample_array([("a", "<i4"), ("b", "<f8")], (500,), seed=2),
+    }
+    Hdf5Backend().write(tmp_path, "g1", arrays)
+    Hdf5Backend(compression="gzip").write(tmp_path, "g2", {"gz": np.arange(50_000.0)})
+    default = h5py.h5d.FILL_TIME_IFSET
+    assert _creation(tmp_path / "g1.h5", "strided")[1] == default
+    assert _creation(tmp_path / "g1.h5", "compound")[1] == default
+    assert _creation(tmp_path / "g2.h5", "gz")[1] == default
+    with h5py.File(tmp_path / "g1.h5", "r") as f:
+        assert_identical(f["strided"][()], arrays["strided"])
+        assert_identical(f["compound"][()], arrays["compound"])
+
+
+def test_unexpected_chunk_report_falls_back_to_hdf5(tmp_path: Path) -> None:
+    """A dataset whose chunks are not all allocated yields no spans (HDF5 then writes)."""
+    from persist_hooks_hdf5._backend import _raw_spans
+
+    arr = np.arange(300_000.0)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        ds = f.create_dataset("a", shape=arr.shape, dtype=arr.dtype, chunks=(131072,))
+        assert _raw_spans(ds, memoryview(arr.view(np.uint8)), 131072) is None
+        ds[:1000] = 1.0  # one chunk allocated of three
+        assert _raw_spans(ds, memoryview(arr.view(np.uint8)), 131072) is None
+
+
+def test_short_plain_writes_are_continued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import persist_hooks_hdf5._backend as backend_module
+
+    real = backend_module.os.pwrite
+    calls: list[int] = []
+
+    def short(fd: int, data: memoryview, offset: int) -> int:
+        calls.append(len(data))
+        return real(fd, data[:100_003], offset)
+
+    monkeypatch.setattr(backend_module.os, "pwrite", short)
+    arr = sample_array("<f8", (400_000,), seed=4)
+    entry = Hdf5Backend().write(tmp_path, "g1", {"a": arr})["a"]
+    assert len(calls) >= arr.nbytes // 100_003
+    assert_identical(np.asarray(Hdf5Backend().open(tmp_path, entry)), arr)
+
+
+def test_failed_plain_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import persist_hooks_hdf5._backend as backend_module
+
+    def full(fd: int, data: memoryview, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(backend_module.os, "pwrite", full)
+    with pytest.raises(OSError, match="No space"):
+        Hdf5Backend().write(tmp_path, "x_data/g1", {"a": np.arange(10_000.0)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_growth_after_a_shrink_reads_zeros(tmp_path: Path) -> None:
+    """Chunks allocated up front have no fill: rows past an old end must still read as zeros."""
+    b = Hdf5Backend()
+    entry = b.write(tmp_path, "g1", {"a": np.ones((200_000, 2))})["a"]
+    proxy = b.open(tmp_path, entry, mode="a")
+    proxy.resize(150_000)
+    proxy.resize(400_000)
+    proxy[450_000] = 7.0  # growth by assignment past the end
+    out = np.asarray(proxy)
+    assert out.shape == (450_001, 2)
+    assert (out[:150_000] == 1).all() and (out[150_000:450_000] == 0).all()
+    assert (out[450_000] == 7).all()
+    proxy.append(np.full((5, 2), 3.0))
+    assert_identical(proxy[-5:], np.full((5, 2), 3.0))
