@@ -262,7 +262,10 @@ def start_checksum(
     starting until it is done (h5py and zarr release it while they write).
     This does not wait for the thread to start: waking the other core costs
     0.2-0.9 ms on a virtual machine, more than the checksum
-    of 8 MB (0.35 ms).  A placeholder of an array computed while it is written
+    of 8 MB (0.35 ms).  Call it right before the write itself: the pool thread
+    needs the GIL to start, and while the caller still runs Python code (file
+    creation, h5py's dataset creation) the two pass the GIL back and forth, which
+    cost an 8 MB npy write ~0.25 ms.  A placeholder of an array computed while it is written
     (a dask array, see :mod:`persist_hooks.backends.lazy`) gets no checksum
     (``None``): its bytes do not exist yet.
 

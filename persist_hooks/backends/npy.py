@@ -673,12 +673,15 @@ class NpyBackend(Backend):
                 fortran = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
                 header = _header_bytes(arr.dtype, fortran, arr.shape)
                 assert header is not None
-                crc = start_checksum(arr)
+                crc = None
                 try:
                     fd = os.open(path, _CREATE_FLAGS, 0o666)
                     try:
                         created.append(path)
                         _preallocate(fd, len(header) + arr.nbytes)
+                        # started right before the write: the pool thread then takes the GIL
+                        # while this one is in writev, not in a ping-pong over Python code
+                        crc = start_checksum(arr)
                         _write_file(fd, header, arr, fortran)
                         if durable:
                             os.fsync(fd)
@@ -688,6 +691,7 @@ class NpyBackend(Backend):
                     if exc.filename is not None:
                         raise
                     raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+                assert crc is not None
                 entries[key] = make_entry(rel, arr, checksum=crc())
             if durable:
                 for directory in sorted(

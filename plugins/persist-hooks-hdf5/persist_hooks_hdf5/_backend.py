@@ -106,9 +106,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import numpy.lib.format as npformat
@@ -824,8 +824,9 @@ class Hdf5Backend(Backend):
         h5py = _h5py()
         opts = self._options
         entries: dict[str, dict[str, Any]] = {}
-        raw_writes: list[tuple[memoryview, list[tuple[int, int, int]]]] = []
-        finish: list[tuple[str, str, np.ndarray[Any, Any], Any]] = []
+        raw_writes: list[_RawWrite] = []
+        written: list[tuple[str, str, np.ndarray[Any, Any]]] = []  # key, dataset, array
+        checksums: list[Callable[[], str | None] | None] = []  # None: started with the write
         with rollback_on_error() as created:
             make_dirs(path.parent, created)
             # mode "x" creates the file (O_EXCL), never truncates one: truncating a file,
@@ -855,7 +856,6 @@ class Hdf5Backend(Backend):
                             extra["compression_opts"] = opts["compression_opts"]
                     if chunks is not None and opts["shuffle"]:
                         extra["shuffle"] = True
-                    crc = start_checksum(arr)
                     raw = _raw_source(arr, stored_shape, chunks, extra)
                     if raw is not None:
                         # chunks allocated now, filled below by plain writes (see _raw_spans)
@@ -875,15 +875,19 @@ class Hdf5Backend(Backend):
                     if raw is not None and chunks is not None:
                         spans = _raw_spans(ds, raw, chunks[0])
                     if raw is not None and spans is not None:
-                        raw_writes.append((raw, spans))
+                        raw_writes.append(_RawWrite(len(written), arr, raw, spans))
+                        checksums.append(None)
                     else:
+                        checksums.append(start_checksum(arr))  # h5py releases the GIL
                         _fill(ds, arr)
                         report_written(int(arr.nbytes))  # progress of the DataSet write
-                    finish.append((key, name, arr, crc))
+                    written.append((key, name, arr))
             # after HDF5 closed the file: the data of datasets whose chunks it allocated
             if raw_writes:
-                _write_spans(path, raw_writes)
-            for key, name, arr, crc in finish:
+                for position, started in _write_spans(path, raw_writes):
+                    checksums[position] = started
+            for (key, name, arr), crc in zip(written, checksums, strict=True):
+                assert crc is not None
                 entries[key] = make_entry(rel, arr, key=name, checksum=crc())
             if durable:
                 _fsync_file(path)
@@ -1147,11 +1151,27 @@ def _raw_spans(ds: Any, raw: memoryview, rows: int) -> list[tuple[int, int, int]
     return spans
 
 
-def _write_spans(path: Path, writes: list[tuple[memoryview, list[tuple[int, int, int]]]]) -> None:
-    """Write each ``raw[start:stop]`` at its file offset (``os.pwrite``, short writes continued)."""
+class _RawWrite(NamedTuple):
+    """An array whose chunks :func:`_write_spans` writes: its position, the array, its bytes, spans."""
+
+    position: int
+    arr: np.ndarray[Any, Any]
+    raw: memoryview
+    spans: list[tuple[int, int, int]]
+
+
+def _write_spans(path: Path, writes: list[_RawWrite]) -> list[tuple[int, Callable[[], str | None]]]:
+    """Write each array's ``raw[start:stop]`` at its file offset (``os.pwrite``, short writes
+    continued); return ``(index, checksum result)`` for each.
+
+    Each checksum starts right before its array's writes, so the pool thread takes
+    the GIL while this thread is in ``pwrite``, not while it runs Python code.
+    """
+    done: list[tuple[int, Callable[[], str | None]]] = []
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        for raw, spans in writes:
+        for index, arr, raw, spans in writes:
+            done.append((index, start_checksum(arr)))
             for offset, start, stop in spans:
                 while start < stop:
                     try:
@@ -1165,6 +1185,7 @@ def _write_spans(path: Path, writes: list[tuple[memoryview, list[tuple[int, int,
             report_written(raw.nbytes)
     finally:
         os.close(fd)
+    return done
 
 
 def _fill(ds: Any, arr: np.ndarray[Any, Any]) -> None:
