@@ -153,13 +153,18 @@ def test_a_recorded_key_whose_item_is_gone_gets_no_block(tmp_path: Path) -> None
     assert list(ds) == ["b", "a"] and "c" not in ds
 
 
-def test_more_keys_than_the_record_lists(tmp_path: Path) -> None:
+def _more_keys_than_recorded(tmp_path: Path) -> tuple[DataSet, Path, list[str]]:
+    """A DataSet with more new keys without a block than the record lists by name."""
     ds = DataSet("mydata", "w", path=tmp_path)
-    root = tmp_path / "mydata"
     names = [f"k{i}" for i in range(MAX_KEYS + 5)]
     with ds.locked():
         for name in names:
             setattr(ds, name, 0)
+    return ds, tmp_path / "mydata", names
+
+
+def test_more_keys_than_the_record_lists(tmp_path: Path) -> None:
+    ds, root, names = _more_keys_than_recorded(tmp_path)
     tail = record_of(root)
     assert tail is not None and tail.keys is None and tail.last == names[-1]
     ds.a = 1  # the fold lists the directory
@@ -171,12 +176,7 @@ def test_more_keys_than_the_record_lists(tmp_path: Path) -> None:
 def test_without_a_record_many_keys_are_listed_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ds = DataSet("mydata", "w", path=tmp_path)
-    root = tmp_path / "mydata"
-    names = [f"k{i}" for i in range(MAX_KEYS + 5)]
-    with ds.locked():
-        for name in names:
-            setattr(ds, name, 0)
+    ds, root, names = _more_keys_than_recorded(tmp_path)
     (root / LOCK_NAME).write_bytes(b"")  # no record: the next writer lists the directory
     real, listings = os.listdir, []
 
