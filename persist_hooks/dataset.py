@@ -727,7 +727,7 @@ class DataSet:
             ('first', 3)
         """
         self._check_writable()
-        check_name(f"{self._name_prefix}0", reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
+        _check_item_name(f"{self._name_prefix}0")
         info_block_src = info  # archived under the lock once the name is known
         with self._lock.hold(self._timeout):
             text = self._init_text()
@@ -746,7 +746,7 @@ class DataSet:
                 if not used and not (self._root / f"{name}.py").exists():
                     break
                 index += 1
-            check_name(name, reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
+            _check_item_name(name)
             body, data = self._archive(name, obj)
             backend = self._backend()
             for array in data.values():
@@ -778,7 +778,7 @@ class DataSet:
             object.__setattr__(self, name, value)
             return
         self._check_writable()
-        check_name(name, reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
+        _check_item_name(name)
         body, data = self._archive(name, value)  # may raise: nothing written yet
         backend = self._backend()
         for array in data.values():
@@ -808,7 +808,7 @@ class DataSet:
 
     def __setitem__(self, name: str, info: Any) -> None:
         self._check_writable()
-        check_name(name, reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
+        _check_item_name(name)
         block = self._info_block(name, info)  # may raise: nothing written yet
         with self._lock.hold(self._timeout):
             change = self._prepare_init(name, block)
@@ -854,6 +854,11 @@ class DataSet:
 
 _RESERVED = frozenset(n for n in dir(DataSet) if not n.startswith("_"))
 """Public attribute names of DataSet: no item may take them."""
+
+
+def _check_item_name(name: object) -> str:
+    """``name`` if it may name an item of a DataSet (it becomes file names), else ``ValueError``."""
+    return check_name(name, reserved=_RESERVED, max_bytes=MAX_FILE_NAME_BYTES)
 
 
 # ---------------------------------------------------------------- file helpers
