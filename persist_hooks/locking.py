@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import struct
 import sys
@@ -26,7 +27,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import fasteners
 
@@ -57,7 +57,7 @@ class _FileLock(fasteners.InterProcessLock):  # type: ignore[misc]
     fails (another process holds it) does fasteners' own loop wait for it.
     """
 
-    lockfile: IO[bytes] | None
+    lockfile: io.FileIO | None
 
     def _do_open(self) -> None:
         if self.lockfile is None or self.lockfile.closed:
@@ -65,7 +65,9 @@ class _FileLock(fasteners.InterProcessLock):  # type: ignore[misc]
             # note rewrites the file, and fasteners' append mode protected its target)
             fd = os.open(self.path, _LOCK_FILE_FLAGS, 0o666)
             try:
-                self.lockfile = open(fd, "r+b")  # noqa: SIM115 - closed by fasteners' release
+                # unbuffered: only its descriptor is used (lockf, pread, pwrite), and a
+                # buffered file asks the kernel whether it is a terminal and where it is
+                self.lockfile = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed by fasteners' release
             except BaseException:
                 os.close(fd)
                 raise
