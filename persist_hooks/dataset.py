@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -480,7 +480,13 @@ class DataSet:
         data: Mapping[str, Any],
         info_block: str | None,
     ) -> None:
-        """Write item ``name`` (archive ``body`` + ``data``) and its key. Under the writer lock."""
+        """Write item ``name`` (archive ``body`` + ``data``) and its key. Under the writer lock.
+
+        The item's new files are staged (written as temporaries, the writers' record
+        updated) by ``stage``; a backend that takes ``on_entries`` runs it on the
+        checksum's pool thread while this thread writes the data, which hides its cost
+        (~0.5 ms after an 8 MB write) behind the write.  Commits happen here, after.
+        """
         self._sweep()
         root = self._root
         py = root / f"{name}.py"
@@ -505,30 +511,43 @@ class DataSet:
         backend = self._backend()
         entries: dict[str, dict[str, Any]] = {}
         pending: list[PendingFile | TailUpdate] = []
+        staged: list[tuple[dict[str, Any], _InitChange | None]] = []
+
+        def stage(arrays: dict[str, dict[str, Any]]) -> None:
+            """Write the item's new files as temporaries (run while its data is written)."""
+            header = fmt.make_header(
+                generation=generation,
+                backend=backend.name,
+                options=backend.options,
+                arrays=arrays,
+            )
+            loader = backend.plain_loader(arrays) if arrays else ""
+            text = fmt.render_item(name, self._name, body, header=header, loader=loader)
+            if self._backup_data and old_text is not None:
+                pending.append(prepare_text(bak, old_text, durable=durable))
+            pending.append(prepare_text(py, text, durable=durable))
+            change = self._prepare_init(name, info_block, is_item=old_text is not None)
+            if change is not None:
+                pending.extend(change.pending)
+            staged.append((header, change))
+
         try:
             if data:
                 from ._progress import reporting_writes
 
                 total = sum(int(getattr(a, "nbytes", 0)) for a in data.values())
+                stem = f"{name}_data/g{generation}"
                 with reporting_writes(total, f"writing {self._name}.{name}"):
-                    entries = backend.write(
-                        root, f"{name}_data/g{generation}", data, durable=durable
-                    )
-            header = fmt.make_header(
-                generation=generation,
-                backend=backend.name,
-                options=backend.options,
-                arrays=entries,
-            )
-            loader = backend.plain_loader(entries) if entries else ""
-            text = fmt.render_item(name, self._name, body, header=header, loader=loader)
+                    if backend.supports_on_entries:  # staged on a pool thread meanwhile
+                        write: Callable[..., dict[str, dict[str, Any]]] = backend.write
+                        entries = write(root, stem, data, durable=durable, on_entries=stage)
+                    else:
+                        entries = backend.write(root, stem, data, durable=durable)
+            if not staged:
+                stage(entries)
+            header, change = staged[0]
             if self._backup_data and old_text is not None:
-                pending.append(prepare_text(bak, old_text, durable=durable))
                 bak_text, bak_header = old_text, old_header
-            pending.append(prepare_text(py, text, durable=durable))
-            change = self._prepare_init(name, info_block, is_item=old_text is not None)
-            if change is not None:
-                pending.extend(change.pending)
             for p in pending:
                 p.commit()  # x.py.bak, x.py (the commit point), __init__.py, marker
             self._init_committed(change)

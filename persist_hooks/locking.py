@@ -195,7 +195,7 @@ class WriterLock:
         Writers keep small state there that only writers use (the DataSet's record
         of keys without a block, :mod:`persist_hooks._tail`): reading it costs no
         file opening, the file is open while the lock is held.  Call it holding the
-        lock.
+        lock (or in work the holding thread waits for).
 
         Example:
             >>> import tempfile
@@ -237,8 +237,10 @@ class WriterLock:
             os.fsync(fd)
 
     def _note_fd(self) -> int:
+        # held by this process; not necessarily by the calling thread, which may do
+        # work the holder waits for (a DataSet stages an item while its data is written)
         handle = self._process_lock.lockfile
-        if not self.held or handle is None or handle.closed:
+        if self._pid != os.getpid() or self._owner is None or handle is None or handle.closed:
             raise RuntimeError(f"the note of {self.path} is only for the lock's holder")
         return int(handle.fileno())
 

@@ -537,6 +537,44 @@ class BackendTests:
         entry = backend.write(root, "x_data/g1", {"a": arr}, durable=True)["a"]
         assert_identical(backend.open(root, entry), arr)
 
+    @pytest.mark.parametrize("arrays", ["none", "small", "large-small-large"])
+    def test_on_entries_gets_every_entry_once(
+        self, backend: Backend, root: Path, arrays: str
+    ) -> None:
+        """``on_entries`` (backends that declare ``supports_on_entries``) sees exactly the
+        entries ``write`` returns, once, before it returns; large arrays are checksummed
+        on a pool thread, which is where it may run."""
+        if not backend.supports_on_entries:
+            pytest.skip(f"{backend.name} does not take on_entries")
+        big = sample_array("<f8", (600, 300), seed=3)  # over 1 MiB
+        data = {
+            "none": {},
+            "small": {"a": np.arange(5)},
+            "large-small-large": {"a": big, "b c": np.arange(3), "d": big[::-1]},
+        }[arrays]
+        seen: list[dict[str, Any]] = []
+        entries = backend.write(root, "x_data/g1", data, on_entries=seen.append)  # type: ignore[call-arg]
+        assert seen == [entries] and list(entries) == list(data)
+        for key, arr in data.items():
+            assert entries[key]["checksum"] == checksum(np.ascontiguousarray(arr))
+            assert_identical(backend.open(root, entries[key]), arr)
+
+    @pytest.mark.parametrize("size", [10, 200_000], ids=["small", "large"])
+    def test_failing_on_entries_fails_the_write(
+        self, backend: Backend, root: Path, size: int
+    ) -> None:
+        if not backend.supports_on_entries:
+            pytest.skip(f"{backend.name} does not take on_entries")
+
+        def on_entries(entries: dict[str, Any]) -> None:
+            raise OSError(28, "No space left on device")
+
+        with pytest.raises(OSError, match="No space"):
+            backend.write(
+                root, "x_data/g1", {"a": np.arange(size, dtype="<f8")}, on_entries=on_entries
+            )  # type: ignore[call-arg]
+        assert list(root.rglob("*")) == []
+
     # ------------------------------------------------------------------ files
 
     def test_never_overwrites(self, backend: Backend, root: Path) -> None:

@@ -400,3 +400,129 @@ def test_checksum_without_overlap_is_computed_at_once(monkeypatch: pytest.Monkey
     monkeypatch.setattr(base, "_checksum_pool", no_pool)
     arr = np.arange(1 << 18, dtype="<f8")
     assert base.start_checksum(arr, overlap=False)() == checksum(arr)
+
+
+def test_then_runs_with_the_checksum_on_a_pool_thread_for_a_large_array() -> None:
+    import threading
+
+    from persist_hooks.backends.base import start_checksum
+
+    big, small = np.arange(1 << 18, dtype="<f8"), np.arange(10.0)
+    seen: list[tuple[str | None, int]] = []
+
+    def then(value: str | None) -> None:
+        seen.append((value, threading.get_ident()))
+
+    assert start_checksum(big, then=then)() == checksum(big)
+    assert start_checksum(small, then=then)() == checksum(small)  # small: at once, here
+    assert [value for value, _ in seen] == [checksum(big), checksum(small)]
+    assert seen[0][1] != threading.get_ident() and seen[1][1] == threading.get_ident()
+
+
+@pytest.mark.parametrize("size", [10, 1 << 18], ids=["small", "large"])
+def test_errors_of_then_reach_the_caller(size: int) -> None:
+    from persist_hooks.backends.base import start_checksum
+
+    def then(value: str | None) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        start_checksum(np.zeros(size), then=then)()
+
+
+# ------------------------------------------------------------------ on_entries
+
+
+@pytest.mark.parametrize(
+    "arrays",
+    [
+        {},
+        {"a": np.arange(10.0)},
+        {"a": np.arange(1 << 18, dtype="<f8"), "b": np.ones(3, bool), "c": np.zeros(1 << 18)},
+    ],
+    ids=["none", "small", "large-small-large"],
+)
+def test_on_entries_gets_every_entry_once_before_write_returns(
+    root: Path, arrays: dict[str, np.ndarray[Any, Any]]
+) -> None:
+    seen: list[dict[str, Any]] = []
+    entries = NpyBackend().write(root, "x_data/g1", arrays, on_entries=seen.append)
+    assert seen == [entries] and list(entries) == list(arrays)
+    assert all(entries[k]["checksum"] == checksum(a) for k, a in arrays.items())
+
+
+def test_on_entries_runs_while_the_last_array_is_written(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool thread stages while this one writes: the write waits until on_entries ran."""
+    import threading
+
+    started = threading.Event()
+    real = npy._write_file
+
+    def on_entries(entries: dict[str, Any]) -> None:
+        started.set()
+
+    def write_file(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+        assert started.wait(10), "on_entries did not run during the write"
+        real(fd, header, arr, fortran)
+
+    monkeypatch.setattr(npy, "_write_file", write_file)
+    big = np.arange(1 << 18, dtype="<f8")
+    entries = NpyBackend().write(root, "g1", {"a": big}, on_entries=on_entries)
+    np.testing.assert_array_equal(np.load(root / entries["a"]["path"]), big)
+
+
+@pytest.mark.parametrize("size", [10, 1 << 18], ids=["small", "large"])
+def test_a_failing_on_entries_fails_the_write_and_removes_its_files(
+    root: Path, size: int
+) -> None:
+    def on_entries(entries: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        NpyBackend().write(root, "x_data/g1", {"a": np.zeros(size)}, on_entries=on_entries)
+    assert list(root.iterdir()) == []
+
+
+def test_a_failed_write_returns_only_after_on_entries_finished(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing on_entries does may outlive the failed write (its caller cleans up after)."""
+    import threading
+    import time
+
+    started, finished = threading.Event(), threading.Event()
+
+    def on_entries(entries: dict[str, Any]) -> None:
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+
+    def failing(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+        assert started.wait(10)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(npy, "_write_file", failing)
+    with pytest.raises(OSError, match="No space") as info:
+        NpyBackend().write(root, "g1", {"a": np.zeros(1 << 18)}, on_entries=on_entries)
+    assert finished.is_set()
+    assert info.value.filename == str(root / "g1_0.npy")  # the error names the file
+    assert list(root.iterdir()) == []
+
+
+def test_a_subclass_with_its_own_write_does_not_inherit_on_entries() -> None:
+    class Plain(NpyBackend):
+        name = "plain-npy"
+
+        def write(self, root: Path, stem: str, arrays: Any, *, durable: bool = False) -> Any:
+            return super().write(root, stem, arrays, durable=durable)
+
+    class Declared(Plain):
+        supports_on_entries = True
+
+        def write(self, root: Path, stem: str, arrays: Any, **kw: Any) -> Any:
+            return NpyBackend.write(self, root, stem, arrays, **kw)
+
+    assert NpyBackend.supports_on_entries and not Plain.supports_on_entries
+    assert Declared.supports_on_entries

@@ -488,16 +488,18 @@ def test_unrepresentable_objects_write_nothing(tmp_path: Path) -> None:
     assert ds.x[0] == 1 and ds["x"] == "old"
 
 
+@pytest.mark.parametrize("size", [700, 1 << 18], ids=["small", "large"])
 @pytest.mark.parametrize(
     ("write", "fail_at"),
     [("x", 1), ("x", 2), ("y", 1), ("a", 1), ("a", 2), ("info", 1)],
 )
 def test_disk_full_midway_leaves_dataset_as_before(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: str, fail_at: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: str, fail_at: int, size: int
 ) -> None:
     """Fail the n-th file preparation: x: 1 = x.py.bak, 2 = x.py; y (a new key after x,
     which needs no block): 1 = y.py; a (a new key before x: blocks for both) 1 = a.py,
-    2 = __init__.py; info: 1 = __init__.py."""
+    2 = __init__.py; info: 1 = __init__.py.  A large array's files are prepared on a
+    pool thread while its data is written."""
     ds = DataSet("mydata", "w", path=tmp_path, backup_data=True)
     ds.x = np.arange(500)
     before = snapshot(tmp_path / "mydata")
@@ -516,7 +518,7 @@ def test_disk_full_midway_leaves_dataset_as_before(
         if write == "info":
             ds["x"] = {"new": "metadata"}
         else:
-            setattr(ds, write, [np.arange(700), "new"])
+            setattr(ds, write, [np.arange(size), "new"])
     monkeypatch.undo()
     assert snapshot(tmp_path / "mydata") == before
     fresh = DataSet("mydata", path=tmp_path)
@@ -524,15 +526,34 @@ def test_disk_full_midway_leaves_dataset_as_before(
     assert list(fresh) == ["x"] and fresh["x"] is None
 
 
-@pytest.mark.parametrize("fail", ["record", "item"])
+@pytest.mark.parametrize("fail", ["record", "item", "data"])
 def test_a_failed_write_puts_back_the_record_of_keys_without_a_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str
 ) -> None:
+    """data: the array's write fails after its item was staged on the pool thread
+    (the record written, the item's temporary made)."""
     ds = DataSet("mydata", "w", path=tmp_path)
     ds.x = np.arange(500)
     before = snapshot(tmp_path / "mydata")
     assert before[LOCK_NAME]  # the record of x, which has no block
-    if fail == "record":
+    if fail == "data":
+        from persist_hooks.backends import npy
+
+        staged = threading.Event()
+        real_prepare = dataset_mod.prepare_text
+
+        def prepare(*args: Any, **kwargs: Any) -> Any:
+            pending = real_prepare(*args, **kwargs)
+            staged.set()
+            return pending
+
+        def failing_data(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+            assert staged.wait(10), "the item was not staged during the data write"
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(dataset_mod, "prepare_text", prepare)
+        monkeypatch.setattr(npy, "_write_file", failing_data)
+    elif fail == "record":
         real = WriterLock.write_note
 
         def failing_write(self: WriterLock, note: bytes, **kwargs: Any) -> None:
@@ -548,7 +569,7 @@ def test_a_failed_write_puts_back_the_record_of_keys_without_a_block(
             lambda self: (_ for _ in ()).throw(OSError(28, "No space left on device")),
         )
     with pytest.raises(OSError, match="No space"):
-        ds.y = np.arange(700)
+        ds.y = np.arange(1 << 18 if fail == "data" else 700)
     monkeypatch.undo()
     assert snapshot(tmp_path / "mydata") == before
     ds.b = 1  # sorts before x: both get blocks
@@ -1038,3 +1059,33 @@ def test_a_creation_that_died_before_its_marker_is_completed(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="not a DataSet"):
         DataSet("pkg", "w", path=tmp_path)
     assert (other / "__init__.py").read_text() == "print('my package')\n"
+
+
+@pytest.mark.parametrize("size", [700, 1 << 18], ids=["small", "large"])
+def test_a_large_item_is_staged_on_a_pool_thread_while_its_data_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The item's source and key are prepared while the checksum's pool thread waits for
+    the data write (a small array: at once, on the writing thread); same files either way."""
+    threads: list[int] = []
+    real_prepare = dataset_mod.prepare_text
+
+    def prepare(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(dataset_mod, "prepare_text", prepare)
+    ds = DataSet("mydata", "w", path=tmp_path, backup_data=True)
+    ds["b"] = "metadata first"
+    without_data = len(threads)
+    ds.a, ds.b = np.arange(size), [np.arange(size), "b"]
+    ds.a = np.arange(size) + 1  # a backup of a, too
+    on_pool = [t != threading.get_ident() for t in threads]
+    assert on_pool == [False] * without_data + [size > 700] * 4  # a.py, b.py, a.py.bak, a.py
+    fresh = DataSet("mydata", path=tmp_path)
+    assert list(fresh) == ["b", "a"] and fresh["b"] == "metadata first"
+    np.testing.assert_array_equal(fresh.a, np.arange(size) + 1)
+    np.testing.assert_array_equal(fresh.b[0], np.arange(size))
+    assert sorted(p.name for p in (tmp_path / "mydata").iterdir()) == sorted(
+        [MARKER, "__init__.py", LOCK_NAME, "a.py", "a.py.bak", "a_data", "b.py", "b_data"]
+    )

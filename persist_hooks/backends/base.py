@@ -43,6 +43,8 @@ __all__ = [
     "MODIFIED_SUFFIX",
     "Backend",
     "Crc32",
+    "EntryGatherer",
+    "OnEntries",
     "WriterLockFactory",
     "checksum",
     "checksum_algorithm",
@@ -250,7 +252,10 @@ def checksum(arr: Any) -> str:
 
 
 def start_checksum(
-    arr: np.ndarray[Any, Any], *, overlap: bool = True
+    arr: np.ndarray[Any, Any],
+    *,
+    overlap: bool = True,
+    then: Callable[[str | None], object] | None = None,
 ) -> Callable[[], str | None]:
     """Start computing :func:`checksum` of ``arr``; return a function that waits for the result.
 
@@ -269,19 +274,32 @@ def start_checksum(
     (a dask array, see :mod:`persist_hooks.backends.lazy`) gets no checksum
     (``None``): its bytes do not exist yet.
 
+    ``then(checksum)``, if given, runs as soon as the checksum is known: on the
+    pool thread, while the caller writes, for a large array; else at once.  It
+    is how a backend hands its entries to :meth:`Backend.write`'s ``on_entries``
+    while the bytes are still being written.  The returned function waits for
+    ``then`` too, and raises what it raised.
+
     Example:
         >>> result = start_checksum(np.zeros(1 << 18))
         >>> result() == checksum(np.zeros(1 << 18))
+        True
+        >>> seen = []
+        >>> start_checksum(np.zeros(1 << 18), then=seen.append)() == seen[0]
         True
     """
     from .lazy import lazy_source
 
     if lazy_source(arr) is not None:
+        if then is not None:
+            then(None)
         return lambda: None
     if arr.nbytes < _THREAD_MIN_BYTES or not overlap:
         value = checksum(arr)
+        if then is not None:
+            then(value)
         return lambda: value
-    job = _ChecksumJob(arr)
+    job = _ChecksumJob(arr, then)
     try:
         _checksum_pool().submit(job.run)
     except RuntimeError:  # no new threads: the interpreter is shutting down
@@ -290,12 +308,15 @@ def start_checksum(
 
 
 class _ChecksumJob:
-    """One array's checksum computed on a pool thread; ``result()`` waits for it."""
+    """One array's checksum (and what runs ``then``) on a pool thread; ``result()`` waits for it."""
 
-    __slots__ = ("arr", "done", "value")
+    __slots__ = ("arr", "done", "then", "value")
 
-    def __init__(self, arr: np.ndarray[Any, Any]) -> None:
+    def __init__(
+        self, arr: np.ndarray[Any, Any], then: Callable[[str | None], object] | None
+    ) -> None:
         self.arr: np.ndarray[Any, Any] | None = arr
+        self.then = then
         self.done = threading.Lock()  # held until the value is there: a one-shot event
         self.done.acquire()
         self.value: str | BaseException | None = None
@@ -304,10 +325,14 @@ class _ChecksumJob:
         try:
             assert self.arr is not None
             self.value = checksum(self.arr)
+            self.arr = None
+            if self.then is not None:
+                self.then(self.value)
         except BaseException as exc:  # handed to the caller by result()
             self.value = exc
         finally:
-            self.arr = None  # the pool thread keeps no reference to the caller's array
+            # the pool thread keeps no reference to the caller's array or work
+            self.arr = self.then = None
             self.done.release()
 
     def result(self) -> str | None:
@@ -591,6 +616,84 @@ def make_entry(path: str, array: np.ndarray[Any, Any], **extra: Any) -> dict[str
     return entry
 
 
+OnEntries = Callable[[dict[str, dict[str, Any]]], object]
+"""``on_entries`` of :meth:`Backend.write`."""
+
+
+class EntryGatherer:
+    """The entries of one :meth:`Backend.write`, made as the arrays' checksums arrive.
+
+    For a backend that takes ``on_entries``: each array's checksum is started
+    with ``then=gatherer.then(key, make)``, where ``make(checksum)`` builds the
+    array's entry; the thread that makes the last entry (the checksum's pool
+    thread, while the caller still writes) calls ``on_entries`` with all of them,
+    in the order of ``keys``.  :meth:`wait` waits for every checksum started,
+    also when the write failed, so nothing ``on_entries`` does outlives it.
+
+    Example:
+        >>> seen = []
+        >>> g = EntryGatherer(["a", "b"], seen.append)
+        >>> results = [start_checksum(np.zeros(3), then=g.then(k, lambda crc: {"crc": crc}))
+        ...            for k in ("b", "a")]
+        >>> g.wait(results); g.entries() == seen[0], list(seen[0])
+        (True, ['a', 'b'])
+    """
+
+    def __init__(self, keys: Iterable[str], on_entries: OnEntries | None) -> None:
+        self._entries: dict[str, dict[str, Any] | None] = dict.fromkeys(keys)
+        self._missing = len(self._entries)
+        self._on_entries = on_entries
+        self._lock = threading.Lock()
+        if not self._missing and on_entries is not None:
+            on_entries({})
+
+    def then(
+        self, key: str, make: Callable[[str | None], dict[str, Any]]
+    ) -> Callable[[str | None], None]:
+        """``then`` for the checksum of array ``key``: makes its entry with ``make(checksum)``."""
+
+        def made(crc: str | None) -> None:
+            entry = make(crc)
+            with self._lock:
+                self._entries[key] = entry
+                self._missing -= 1
+                complete = self._missing == 0
+            if complete and self._on_entries is not None:
+                self._on_entries(self._complete())
+
+        return made
+
+    def wait(self, results: Iterable[Callable[[], str | None]]) -> None:
+        """Wait for the checksums ``results`` (and ``on_entries``, if one of them made the last
+        entry); raise the first error of a checksum or of ``on_entries``, after waiting
+        for all of them."""
+        error: BaseException | None = None
+        for result in results:
+            try:
+                result()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def settle(self, results: Iterable[Callable[[], str | None]]) -> None:
+        """Wait for every started checksum (and ``on_entries``), ignoring their errors: the
+        error path of a failed write, whose own error is the one to report."""
+        with contextlib.suppress(BaseException):
+            self.wait(results)
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Every array's entry, in the order of ``keys`` (call it after :meth:`wait`)."""
+        return self._complete()
+
+    def _complete(self) -> dict[str, dict[str, Any]]:
+        entries = {k: e for k, e in self._entries.items() if e is not None}
+        if len(entries) != len(self._entries):
+            missing = [k for k, e in self._entries.items() if e is None]
+            raise RuntimeError(f"no entry was made for arrays {missing}")
+        return entries
+
+
 def entry_shape_dtype(entry: Mapping[str, Any]) -> tuple[tuple[int, ...], np.dtype[Any]]:
     """Return the ``(shape, dtype)`` an entry records, or raise :class:`FormatError`.
 
@@ -680,6 +783,10 @@ class Backend(abc.ABC):
     chunk by chunk; without it they are computed into memory before ``write`` sees them.
     Declared by the class that defines ``write`` (a subclass overriding ``write`` declares
     it again, or gets computed arrays)."""
+    supports_on_entries: ClassVar[bool] = False
+    """:meth:`write` takes ``on_entries`` (see there), so a DataSet prepares the item's files
+    while the bytes are written.  Declared by the class that defines ``write``, like
+    :attr:`supports_lazy_arrays`."""
 
     option_defaults: ClassVar[Mapping[str, Any]] = {}
     """Every option the backend takes, with its default (JSON-able values)."""
@@ -689,6 +796,8 @@ class Backend(abc.ABC):
         # a class with its own ``write`` declares lazy support itself (an inherited flag
         # may describe a ``write`` it overrides): else placeholders reach it computed
         own_write = cls.__dict__.get("write")
+        if own_write is not None and not cls.__dict__.get("supports_on_entries", False):
+            cls.supports_on_entries = False
         if own_write is not None and not cls.__dict__.get("supports_lazy_arrays", False):
             cls.supports_lazy_arrays = False
             cls.write = _computing_lazy_arrays(own_write)  # type: ignore[method-assign]
@@ -847,6 +956,16 @@ class Backend(abc.ABC):
         (:func:`dtype_to_json`), and should hold ``checksum``
         (:func:`checksum` of the array, e.g. from :func:`start_checksum`
         started before the data is written, so it overlaps the write).
+
+        A backend that sets :attr:`supports_on_entries` also takes a keyword
+        ``on_entries``: a callable it calls exactly once with the entries it is
+        about to return, as soon as they are known, which may be on another
+        thread while the last bytes are still being written (``then`` of
+        :func:`start_checksum`).  ``write`` returns only after ``on_entries``
+        has returned, and raises what it raised (removing what was written); if
+        the write itself fails, ``write`` waits for a running ``on_entries``
+        before raising, so nothing it does outlives the call.  A DataSet uses it
+        to render and stage the item's source while its data is written.
 
         Example:
             >>> import tempfile

@@ -57,7 +57,7 @@ import operator
 import os
 import struct
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal
@@ -69,6 +69,8 @@ from ..errors import BackendError, FormatError
 from ..hookspecs import hookimpl
 from .base import (
     Backend,
+    EntryGatherer,
+    OnEntries,
     WriterLockFactory,
     describe_entry,
     entry_shape_dtype,
@@ -616,6 +618,10 @@ def _detach(result: Any, mm: np.memmap[Any, Any]) -> Any:
     return result
 
 
+def _entry_maker(rel: str, arr: np.ndarray[Any, Any]) -> Callable[[str | None], dict[str, Any]]:
+    return lambda crc: make_entry(rel, arr, checksum=crc)
+
+
 # --------------------------------------------------------------------------- the backend
 
 
@@ -641,6 +647,7 @@ class NpyBackend(Backend):
     supports_void: ClassVar[bool] = True
     supports_longdouble: ClassVar[bool] = True
     supports_lazy_arrays: ClassVar[bool] = True
+    supports_on_entries: ClassVar[bool] = True
     option_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def write(
@@ -650,8 +657,12 @@ class NpyBackend(Backend):
         arrays: Mapping[str, np.ndarray[Any, Any]],
         *,
         durable: bool = False,
+        on_entries: OnEntries | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Write ``arrays[key]`` (the ``i``-th) to ``<stem>_<i>.npy``; see :meth:`Backend.write`.
+
+        ``on_entries`` runs with the last array's checksum, on the checksum's
+        pool thread while that array's bytes are written.
 
         Example:
             >>> import tempfile, pathlib
@@ -666,7 +677,7 @@ class NpyBackend(Backend):
             self.check_dtype(arr.dtype)
             rel = f"{stem}_{i}.npy"
             prepared.append((key, rel, resolve_path(root, rel), arr))
-        entries: dict[str, dict[str, Any]] = {}
+        gatherer = EntryGatherer([key for key, _, _, _ in prepared], on_entries)
         with rollback_on_error() as created:
             for key, rel, path, arr in prepared:
                 make_dirs(path.parent, created)
@@ -681,18 +692,20 @@ class NpyBackend(Backend):
                         _preallocate(fd, len(header) + arr.nbytes)
                         # started right before the write: the pool thread then takes the GIL
                         # while this one is in writev, not in a ping-pong over Python code
-                        crc = start_checksum(arr)
+                        crc = start_checksum(arr, then=gatherer.then(key, _entry_maker(rel, arr)))
                         _write_file(fd, header, arr, fortran)
                         if durable:
                             os.fsync(fd)
                     finally:
                         os.close(fd)
-                except OSError as exc:
-                    if exc.filename is not None:
+                except BaseException as exc:
+                    if crc is not None:  # on_entries may be running: nothing outlives write
+                        gatherer.settle([crc])
+                    if not isinstance(exc, OSError) or exc.filename is not None:
                         raise
                     raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-                assert crc is not None
-                entries[key] = make_entry(rel, arr, checksum=crc())
+                gatherer.wait([crc])  # its entry is made (the last: on_entries has run)
+            entries = gatherer.entries()
             if durable:
                 for directory in sorted(
                     {p.parent for _, _, p, _ in prepared} | {p.parent for p in created}

@@ -115,6 +115,8 @@ import numpy.lib.format as npformat
 
 from persist_hooks.backends.base import (
     Backend,
+    EntryGatherer,
+    OnEntries,
     WriterLockFactory,
     describe_entry,
     dtype_from_json,
@@ -762,6 +764,7 @@ class Hdf5Backend(Backend):
     supports_void: ClassVar[bool] = True
     supports_longdouble: ClassVar[bool] = False
     supports_lazy_arrays: ClassVar[bool] = True
+    supports_on_entries: ClassVar[bool] = True
     option_defaults: ClassVar[Mapping[str, Any]] = {
         "compression": None,
         "compression_opts": None,
@@ -804,8 +807,12 @@ class Hdf5Backend(Backend):
         arrays: Mapping[str, np.ndarray[Any, Any]],
         *,
         durable: bool = False,
+        on_entries: OnEntries | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Write all ``arrays`` to the new file ``<stem>.h5``, one dataset each; see :meth:`Backend.write`.
+
+        ``on_entries`` runs with the last checksum, on its pool thread while the
+        last array's bytes are written.
 
         Example:
             >>> import tempfile, pathlib
@@ -823,11 +830,10 @@ class Hdf5Backend(Backend):
             prepared.append((key, _dataset_name(str(key), i), arr))
         h5py = _h5py()
         opts = self._options
-        entries: dict[str, dict[str, Any]] = {}
+        gatherer = EntryGatherer([key for key, _, _ in prepared], on_entries)
         raw_writes: list[_RawWrite] = []
-        written: list[tuple[str, str, np.ndarray[Any, Any]]] = []  # key, dataset, array
-        checksums: list[Callable[[], str | None] | None] = []  # None: started with the write
-        with rollback_on_error() as created:
+        checksums: list[Callable[[], str | None]] = []
+        with rollback_on_error() as created, _settled(gatherer, checksums):
             make_dirs(path.parent, created)
             # mode "x" creates the file (O_EXCL), never truncates one: truncating a file,
             # even an empty one, makes ext4 start writing the data back when it is
@@ -874,21 +880,19 @@ class Hdf5Backend(Backend):
                     spans = None
                     if raw is not None and chunks is not None:
                         spans = _raw_spans(ds, raw, chunks[0])
+                    then = gatherer.then(key, _entry_maker(rel, arr, name))
                     if raw is not None and spans is not None:
-                        raw_writes.append(_RawWrite(len(written), arr, raw, spans))
-                        checksums.append(None)
+                        raw_writes.append(_RawWrite(arr, raw, spans, then))
                     else:
-                        checksums.append(start_checksum(arr))  # h5py releases the GIL
+                        # h5py releases the GIL
+                        checksums.append(start_checksum(arr, then=then))
                         _fill(ds, arr)
                         report_written(int(arr.nbytes))  # progress of the DataSet write
-                    written.append((key, name, arr))
             # after HDF5 closed the file: the data of datasets whose chunks it allocated
             if raw_writes:
-                for position, started in _write_spans(path, raw_writes):
-                    checksums[position] = started
-            for (key, name, arr), crc in zip(written, checksums, strict=True):
-                assert crc is not None
-                entries[key] = make_entry(rel, arr, key=name, checksum=crc())
+                _write_spans(path, raw_writes, checksums)
+            gatherer.wait(checksums)
+            entries = gatherer.entries()
             if durable:
                 _fsync_file(path)
                 for directory in sorted({path.parent} | {p.parent for p in created}):
@@ -1152,26 +1156,44 @@ def _raw_spans(ds: Any, raw: memoryview, rows: int) -> list[tuple[int, int, int]
 
 
 class _RawWrite(NamedTuple):
-    """An array whose chunks :func:`_write_spans` writes: its position, the array, its bytes, spans."""
+    """An array whose chunks :func:`_write_spans` writes: the array, its bytes, the spans,
+    and what its checksum's ``then`` is."""
 
-    position: int
     arr: np.ndarray[Any, Any]
     raw: memoryview
     spans: list[tuple[int, int, int]]
+    then: Callable[[str | None], object]
 
 
-def _write_spans(path: Path, writes: list[_RawWrite]) -> list[tuple[int, Callable[[], str | None]]]:
+def _entry_maker(
+    rel: str, arr: np.ndarray[Any, Any], name: str
+) -> Callable[[str | None], dict[str, Any]]:
+    return lambda crc: make_entry(rel, arr, key=name, checksum=crc)
+
+
+@contextlib.contextmanager
+def _settled(gatherer: EntryGatherer, checksums: list[Callable[[], str | None]]) -> Iterator[None]:
+    """On an error, wait for the checksums started (and ``on_entries``) before it propagates."""
+    try:
+        yield
+    except BaseException:
+        gatherer.settle(checksums)
+        raise
+
+
+def _write_spans(
+    path: Path, writes: list[_RawWrite], checksums: list[Callable[[], str | None]]
+) -> None:
     """Write each array's ``raw[start:stop]`` at its file offset (``os.pwrite``, short writes
-    continued); return ``(index, checksum result)`` for each.
+    continued), appending the result of its checksum to ``checksums``.
 
     Each checksum starts right before its array's writes, so the pool thread takes
     the GIL while this thread is in ``pwrite``, not while it runs Python code.
     """
-    done: list[tuple[int, Callable[[], str | None]]] = []
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        for index, arr, raw, spans in writes:
-            done.append((index, start_checksum(arr)))
+        for arr, raw, spans, then in writes:
+            checksums.append(start_checksum(arr, then=then))
             for offset, start, stop in spans:
                 while start < stop:
                     try:
@@ -1185,7 +1207,6 @@ def _write_spans(path: Path, writes: list[_RawWrite]) -> list[tuple[int, Callabl
             report_written(raw.nbytes)
     finally:
         os.close(fd)
-    return done
 
 
 def _fill(ds: Any, arr: np.ndarray[Any, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -296,6 +297,42 @@ def test_failed_plain_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(backend_module.os, "pwrite", full)
     with pytest.raises(OSError, match="No space"):
         Hdf5Backend().write(tmp_path, "x_data/g1", {"a": np.arange(10_000.0)})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"], ids=["plain-bytes", "through-hdf5"])
+def test_a_failed_write_returns_only_after_on_entries_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str | None
+) -> None:
+    """on_entries may run on the checksum's pool thread while the data is written: a write
+    that fails waits for it, so nothing it does outlives the call."""
+    import errno
+    import threading
+    import time
+
+    import persist_hooks_hdf5._backend as backend_module
+
+    started, finished = threading.Event(), threading.Event()
+
+    def on_entries(entries: dict[str, Any]) -> None:
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+
+    def full(*args: Any) -> None:
+        assert started.wait(10), "on_entries did not run during the write"
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if compression is None:
+        monkeypatch.setattr(backend_module.os, "pwrite", full)
+    else:
+        monkeypatch.setattr(backend_module, "_fill", full)
+    arr = np.arange(200_000.0)  # over 1 MiB: checksummed on a pool thread
+    with pytest.raises(OSError, match="No space"):
+        Hdf5Backend(compression=compression).write(
+            tmp_path, "x_data/g1", {"a": arr}, on_entries=on_entries
+        )
+    assert finished.is_set()
     assert list(tmp_path.iterdir()) == []
 
 
