@@ -300,6 +300,38 @@ def test_failed_plain_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
     assert list(tmp_path.iterdir()) == []
 
 
+def test_plain_bytes_go_into_allocated_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HDF5 only extends the file over the chunks: they are allocated before the writes
+    (faster than filling holes), and a full disk fails there, naming the file."""
+    import errno
+
+    import persist_hooks_hdf5._backend as backend_module
+
+    real = backend_module.preallocate
+    ranges: list[tuple[int, int]] = []
+
+    def recording(fd: int, size: int, offset: int = 0) -> None:
+        ranges.append((offset, size))
+        real(fd, size, offset)
+
+    monkeypatch.setattr(backend_module, "preallocate", recording)
+    arrays = {"a": np.arange(300_000.0), "b": np.ones((1000, 70), "<i4")}
+    entries = Hdf5Backend().write(tmp_path, "g1", arrays)
+    assert sum(size for _, size in ranges) == sum(a.nbytes for a in arrays.values())
+    with h5py.File(tmp_path / "g1.h5", "r") as f:
+        for key, arr in arrays.items():
+            assert_identical(f[entries[key]["key"]][()], arr)
+
+    def full(fd: int, size: int, offset: int = 0) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(backend_module, "preallocate", full)
+    with pytest.raises(OSError, match="No space") as info:
+        Hdf5Backend().write(tmp_path, "x_data/g2", arrays)
+    assert info.value.filename == str(tmp_path / "x_data" / "g2.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g1.h5"]
+
+
 @pytest.mark.parametrize("compression", [None, "gzip"], ids=["plain-bytes", "through-hdf5"])
 def test_a_failed_write_returns_only_after_on_entries_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str | None
