@@ -89,6 +89,40 @@ def test_no_plugin_manager_at_import_time() -> None:
     assert run_python(code).stdout.strip() == "ok"
 
 
+def test_a_plugin_cannot_replace_a_core_backend() -> None:
+    from persist_hooks.backends.npy import NpyBackend
+
+    class Impostor(NpyBackend):
+        """Named "npy" by inheritance."""
+
+    plugins.register(plugin("impostor", persist_hooks_backends=lambda: [Impostor]))
+    with pytest.warns(RuntimeWarning, match="'npy' is a backend of the core"):
+        assert plugins.backends() == sorted(plugins.backends())
+    assert plugins.backend_class("npy") is NpyBackend
+
+
+def test_reading_an_npy_item_loads_no_plugin(tmp_path: Path) -> None:
+    """The core's backends resolve without the plugin host: a fresh interpreter reading an
+    npy item (through DataSet and through the import hook) never scans entry points."""
+    ds = ph.DataSet("mydata", "w", path=tmp_path, backend="npy")
+    ds.x = np.arange(1000.0)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import persist_hooks.plugins as p
+        from persist_hooks import DataSet
+        assert float(DataSet("mydata", "r", path={str(tmp_path)!r}).x[999]) == 999.0
+        sys.path.insert(0, {str(tmp_path)!r})
+        import mydata.x
+        assert float(mydata.x[1]) == 1.0
+        assert p._host is None, "the plugin host was built"
+        assert "importlib.metadata" not in sys.modules
+        print("ok")
+        """
+    )
+    assert run_python(code).stdout.strip() == "ok"
+
+
 def test_representers_maps_types_to_plugin_names() -> None:
     table = plugins.representers()
     assert table[fractions.Fraction] == "persist_hooks.representers.stdlib"
