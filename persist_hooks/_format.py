@@ -14,8 +14,7 @@ import ast
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._jsonlit import to_json, to_json_many
 from .errors import FormatError
@@ -244,8 +243,7 @@ def render_item(
     )
 
 
-@dataclass(frozen=True)
-class ItemText:
+class ItemText(NamedTuple):
     """A parsed item file: its header, and its archive body starting at line ``body_line``.
 
     Example:
@@ -344,8 +342,7 @@ def render_init(dataset: str, blocks: Iterable[str] = ()) -> str:
     )
 
 
-@dataclass(frozen=True)
-class InitLayout:
+class InitLayout(NamedTuple):
     """Where the key blocks of a structured ``__init__.py`` are.
 
     ``blocks_start`` is the offset of the first block (just after
@@ -418,8 +415,7 @@ def init_keys(text: str) -> list[str] | None:
 _VALUE_BLOCK_RE = re.compile(r"# -- key: ([^\W\d]\w*)\n_info_dict\['\1'\] = ([^\n]*)\n")
 
 
-@dataclass
-class DataRun:
+class DataRun(NamedTuple):
     """Consecutive key blocks whose metadata are JSON-compatible literals (see ``_jsonlit``).
 
     ``source`` is a JSON array of their values (readers decode it instead of
