@@ -34,10 +34,12 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ._format import item_keys, item_order
-from .locking import WriterLock
+
+if TYPE_CHECKING:
+    from .locking import WriterLock
 
 __all__ = [
     "MAX_BYTES",

@@ -12,12 +12,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _format as fmt
 from . import _jsonlit
@@ -34,29 +32,20 @@ from ._fileio import (
     temporary_path,
 )
 from ._reader import INIT, MARKER, complete_info, is_dataset_dir, read_info, read_item
-from ._tail import (
-    Tail,
-    TailUpdate,
-    clear_tail,
-    read_tail,
-    read_tail_bytes,
-    scan_keys,
-    scan_tail,
-)
 from .errors import FormatError, ReadOnlyError
-from .locking import LOCK_NAME, WriterLock, writer_lock
 from .names import MAX_FILE_NAME_BYTES, check_name
 
 if TYPE_CHECKING:
+    from ._tail import Tail, TailUpdate
     from .backends.base import Backend
+    from .locking import WriterLock
 
 __all__ = ["DataSet"]
 
 _MODES = ("r", "w", "a")
 
 
-@dataclass
-class _InitChange:
+class _InitChange(NamedTuple):
     """A prepared rewrite of ``__init__.py``: its temporaries and what it changes."""
 
     pending: list[PendingFile | TailUpdate]
@@ -161,7 +150,7 @@ class DataSet:
         self._safe = tuple(safe_callables)
         self._durable_arg = durable
         self._closed = False
-        self._lock: WriterLock = writer_lock(self._root)
+        self._lock_obj: WriterLock | None = None
         self._backend_obj: Backend | None = None
         self._durable_value: bool | None = None
         self._info_cache: tuple[FileSignature | None, dict[str, Any]] | None = None
@@ -169,6 +158,17 @@ class DataSet:
         self._next_index = 0
         self._swept = False
         self._open_root()
+
+    @property
+    def _lock(self) -> WriterLock:
+        """The directory's writer lock, this process's one (:mod:`persist_hooks.locking`);
+        made on first use: a reader never takes it, nor imports fasteners."""
+        lock = self._lock_obj
+        if lock is None:
+            from .locking import writer_lock
+
+            lock = self._lock_obj = writer_lock(self._root)
+        return lock
 
     # ------------------------------------------------------------------ opening
 
@@ -188,10 +188,13 @@ class DataSet:
             )
         if root.exists() and not root.is_dir():
             raise ValueError(f"cannot create DataSet {root}: a file of that name exists")
+        lock = self._lock  # imports the locking module, before the checks below
+        from .locking import LOCK_NAME
+
         # another process may be creating it right now: its files are not foreign
         self._refuse_foreign_directory(allowed=(LOCK_NAME, INIT))
         root.mkdir(parents=True, exist_ok=True)
-        with self._lock.hold(self._timeout):
+        with lock.hold(self._timeout):
             if is_dataset_dir(root):
                 self._check_marker()
                 return
@@ -211,7 +214,8 @@ class DataSet:
         except FileNotFoundError:
             return
         foreign = [n for n in names if n not in allowed and not is_temporary_name(n)]
-        if foreign:
+        if foreign and not is_dataset_dir(self._root):  # (another process may have made
+            # it a DataSet since it was checked, and written items: then they are not foreign)
             shown = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
             raise ValueError(
                 f"directory {self._root} exists, is not empty ({shown}) and is not a DataSet "
@@ -367,6 +371,8 @@ class DataSet:
         block when it sorts after every key without one (see :mod:`persist_hooks._tail`):
         only the writers' record of those keys changes.
         """
+        from ._tail import Tail, TailUpdate, read_tail, read_tail_bytes, scan_tail
+
         text = self._init_text()
         old_signature = self._init_cache[0] if self._init_cache is not None else None
         durable = self._durable()
@@ -433,6 +439,8 @@ class DataSet:
             return text
         keys: Iterable[str] | None = tail.keys
         if keys is None:  # too many to record: list them
+            from ._tail import scan_keys
+
             keys = scan_keys(self._root, fmt.init_keys(text) or ())
         for key in keys:
             if (
@@ -674,6 +682,10 @@ class DataSet:
                 _remove_path(root / f"{item}_data")
                 for header in remote:
                     _delete_remote(root, header)
+            import shutil
+
+            from ._tail import clear_tail
+
             shutil.rmtree(root / "__pycache__", ignore_errors=True)
             clear_tail(self._lock, durable=self._durable())  # no items: nothing to record
         self._next_index = 0
@@ -953,6 +965,8 @@ def _remove_path(path: Path) -> None:
             os.rename(path, doomed)
         except FileNotFoundError:
             return
+        import shutil
+
         shutil.rmtree(doomed, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):

@@ -1089,3 +1089,52 @@ def test_a_large_item_is_staged_on_a_pool_thread_while_its_data_is_written(
     assert sorted(p.name for p in (tmp_path / "mydata").iterdir()) == sorted(
         [MARKER, "__init__.py", LOCK_NAME, "a.py", "a.py.bak", "a_data", "b.py", "b_data"]
     )
+
+
+def test_a_reader_takes_no_lock_and_imports_no_locking(tmp_path: Path) -> None:
+    """Readers need no lock: a read-only session never imports fasteners (~10 ms)."""
+    ds = DataSet("mydata", "w", path=tmp_path)
+    ds.x, ds["x"] = [1, 2], "info"
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from persist_hooks import DataSet
+        ds = DataSet("mydata", "r", path={str(tmp_path)!r})
+        assert ds.x == [1, 2] and ds["x"] == "info" and list(ds) == ["x"]
+        assert "persist_hooks.locking" not in sys.modules and "fasteners" not in sys.modules
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_a_dataset_created_with_items_while_it_is_opened_is_not_foreign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process creates the DataSet and writes an item between this one's first look
+    and its check for foreign files: those files are the DataSet's, not a user's."""
+    real = dataset_mod.is_dataset_dir
+    looks: list[bool] = []
+
+    def stale_first_look(path: Any) -> bool:
+        if not looks:  # the first look: nothing there yet, then the other writer is done
+            looks.append(False)
+            other = DataSet("mydata", "w", path=tmp_path)
+            other.x, other["x"] = [1], "from the other"
+            return False
+        looks.append(real(path))
+        return looks[-1]
+
+    monkeypatch.setattr(dataset_mod, "is_dataset_dir", stale_first_look)
+    ds = DataSet("mydata", "w", path=tmp_path)
+    monkeypatch.undo()
+    ds.y = 2
+    assert list(ds) == ["x", "y"] and ds["x"] == "from the other"
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not a DataSet"):
+        DataSet("foreign", "w", path=tmp_path)
