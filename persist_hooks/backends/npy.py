@@ -55,7 +55,6 @@ import math
 import operator
 import os
 import struct
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -482,6 +481,8 @@ class NpyDriver(ArrayDriver):
         header = _header_bytes(h.dtype, False, h.shape)
         assert header is not None
         directory = self.path.parent
+        import tempfile  # ~2 ms to import: not paid by readers
+
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         try:
             with open(fd, "wb") as out:
@@ -529,6 +530,8 @@ class NpyDriver(ArrayDriver):
             text = json.dumps(attrs, indent=1, sort_keys=True, allow_nan=True)
         except (TypeError, ValueError) as exc:
             raise BackendError(f"attributes of {self.location} must be JSON-able: {exc}") from None
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=f".{side.name}.", suffix=".tmp", dir=side.parent)
         try:
             with open(fd, "w", encoding="utf8") as out:
