@@ -327,7 +327,6 @@ class _ChecksumJob:
         try:
             assert self.arr is not None
             self.value = checksum(self.arr)
-            self.arr = None
             if self.then is not None:
                 self.then(self.value)
         except BaseException as exc:  # handed to the caller by result()
@@ -658,8 +657,9 @@ class EntryGatherer:
     with ``then=gatherer.then(key, make)``, where ``make(checksum)`` builds the
     array's entry; the thread that makes the last entry (the checksum's pool
     thread, while the caller still writes) calls ``on_entries`` with all of them,
-    in the order of ``keys``.  :meth:`wait` waits for every checksum started,
-    also when the write failed, so nothing ``on_entries`` does outlives it.
+    in the order of ``keys``.  :meth:`wait` waits for checksums (and raises their
+    errors and ``on_entries``'); a write that failed calls :meth:`settle` on every
+    checksum it started, so nothing ``on_entries`` does outlives the write.
 
     Example:
         >>> seen = []

@@ -32,9 +32,10 @@ Writing
     go there with ``pwrite`` (a chunk of whole rows is one run of the array's
     bytes; adjacent chunks are one write), into space allocated first with
     ``fallocate``: HDF5 only extends the file, and filling its holes took
-    ~20% longer.  The file is an ordinary HDF5 file; measured 0.91-1.04x
-    h5py's contiguous write (1e7 / 1e6 float64, the DataSet's costs included).  Compressed, compound,
-    opaque and non-contiguous arrays are written by HDF5 (``ds[...] = arr``).
+    ~20% longer.  The file is an ordinary HDF5 file; measured 0.84-1.04x
+    h5py's contiguous write (1e7 / 1e6 float64, the DataSet's costs
+    included).  Compressed, compound, opaque and non-contiguous arrays are
+    written by HDF5 (``ds[...] = arr``).
     Growing such a dataset allocates the new chunks at once (fresh, zeroed
     file space); the rows after the old end in its old last chunk are zeroed
     explicitly, as HDF5 writes no fill there.
