@@ -520,6 +520,7 @@ class DataSet:
         entries: dict[str, dict[str, Any]] = {}
         pending: list[PendingFile | TailUpdate] = []
         staged: list[tuple[dict[str, Any], _InitChange | None]] = []
+        backup = self._backup_data and old_text is not None
 
         def stage(arrays: dict[str, dict[str, Any]]) -> None:
             """Write the item's new files as temporaries (run while its data is written)."""
@@ -531,7 +532,8 @@ class DataSet:
             )
             loader = backend.plain_loader(arrays) if arrays else ""
             text = fmt.render_item(name, self._name, body, header=header, loader=loader)
-            if self._backup_data and old_text is not None:
+            if backup:
+                assert old_text is not None
                 pending.append(prepare_text(bak, old_text, durable=durable))
             pending.append(prepare_text(py, text, durable=durable))
             change = self._prepare_init(name, info_block, is_item=old_text is not None)
@@ -554,7 +556,7 @@ class DataSet:
             if not staged:
                 stage(entries)
             header, change = staged[0]
-            if self._backup_data and old_text is not None:
+            if backup:
                 bak_text, bak_header = old_text, old_header
             for p in pending:
                 p.commit()  # x.py.bak, x.py (the commit point), __init__.py, marker

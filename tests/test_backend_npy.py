@@ -431,24 +431,7 @@ def test_errors_of_then_reach_the_caller(size: int) -> None:
 
 
 # ------------------------------------------------------------------ on_entries
-
-
-@pytest.mark.parametrize(
-    "arrays",
-    [
-        {},
-        {"a": np.arange(10.0)},
-        {"a": np.arange(1 << 18, dtype="<f8"), "b": np.ones(3, bool), "c": np.zeros(1 << 18)},
-    ],
-    ids=["none", "small", "large-small-large"],
-)
-def test_on_entries_gets_every_entry_once_before_write_returns(
-    root: Path, arrays: dict[str, np.ndarray[Any, Any]]
-) -> None:
-    seen: list[dict[str, Any]] = []
-    entries = NpyBackend().write(root, "x_data/g1", arrays, on_entries=seen.append)
-    assert seen == [entries] and list(entries) == list(arrays)
-    assert all(entries[k]["checksum"] == checksum(a) for k, a in arrays.items())
+# (what every backend owes is in the conformance suite: BackendTests.test_*on_entries*)
 
 
 def test_on_entries_runs_while_the_last_array_is_written(
@@ -471,18 +454,6 @@ def test_on_entries_runs_while_the_last_array_is_written(
     big = np.arange(1 << 18, dtype="<f8")
     entries = NpyBackend().write(root, "g1", {"a": big}, on_entries=on_entries)
     np.testing.assert_array_equal(np.load(root / entries["a"]["path"]), big)
-
-
-@pytest.mark.parametrize("size", [10, 1 << 18], ids=["small", "large"])
-def test_a_failing_on_entries_fails_the_write_and_removes_its_files(
-    root: Path, size: int
-) -> None:
-    def on_entries(entries: dict[str, Any]) -> None:
-        raise OSError(28, "No space left on device")
-
-    with pytest.raises(OSError, match="No space"):
-        NpyBackend().write(root, "x_data/g1", {"a": np.zeros(size)}, on_entries=on_entries)
-    assert list(root.iterdir()) == []
 
 
 def test_a_failed_write_returns_only_after_on_entries_finished(
