@@ -276,11 +276,11 @@ def test_failure_mid_write_removes_files_and_new_directories(
     real = npy._write_file
     calls: list[int] = []
 
-    def failing(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+    def failing(fd: int, header: bytes, arr: Any, fortran: bool, crc: Any = None) -> None:
         calls.append(1)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        real(fd, header, arr, fortran)
+        real(fd, header, arr, fortran, crc)
 
     monkeypatch.setattr(npy, "_write_file", failing)
     with pytest.raises(OSError, match="No space"):
@@ -430,6 +430,174 @@ def test_errors_of_then_reach_the_caller(size: int) -> None:
         start_checksum(np.zeros(size), then=then)()
 
 
+# ------------------------------------------------------------------ paced checksums
+
+PACED_BYTES = (41 << 20) + 12_345 * 8  # over PACE_MIN_BYTES, not whole pieces
+
+
+def _paced_array() -> np.ndarray[Any, Any]:
+    return np.arange(PACED_BYTES // 8, dtype="<f8")
+
+
+def _tokens_to_finish(nbytes: int) -> int:
+    """Pieces the writer must report before a paced checksum of ``nbytes`` can finish."""
+    from persist_hooks.backends import base
+
+    waited = -(-(nbytes - base._PACE_TAIL * base.PACE_PIECE) // base.PACE_PIECE)
+    return waited - base._PACE_AHEAD
+
+
+def test_a_paced_checksum_follows_the_writer_and_finishes_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It waits for the writer's progress, and is done (``then`` too) a few pieces before
+    the writer reports its last one."""
+    import threading
+
+    from persist_hooks.backends import base
+
+    monkeypatch.setattr(base, "_PACE_PATIENCE", 60.0)
+    arr = _paced_array()
+    assert arr.nbytes >= base.PACE_MIN_BYTES
+    done = threading.Event()
+    values: list[str | None] = []
+
+    def then(value: str | None) -> None:
+        values.append(value)
+        done.set()
+
+    crc = base.start_checksum(arr, then=then, paced=True)
+    needed = _tokens_to_finish(arr.nbytes)
+    assert 0 < needed < arr.nbytes // base.PACE_PIECE
+    crc.advance(base.PACE_PIECE * (needed - 1) + base.PACE_PIECE - 1)  # one byte short
+    # free-running, 40 MB took a few ms; paced, it waits for the last piece it lacks
+    assert not done.wait(0.3)
+    crc.advance(1)
+    assert done.wait(30), "the checksum did not finish once the writer was far enough"
+    assert crc() == values[0] == checksum(arr)
+
+
+def test_a_paced_checksum_runs_free_when_the_writer_stalls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from persist_hooks.backends import base
+
+    monkeypatch.setattr(base, "_PACE_PATIENCE", 0.01)
+    arr = _paced_array()
+    done = threading.Event()
+    crc = base.start_checksum(arr, then=lambda value: done.set(), paced=True)
+    assert done.wait(30), "a checksum whose writer never reports must not wait forever"
+    assert crc() == checksum(arr)
+
+
+def test_a_paced_checksum_runs_free_once_the_writer_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A writer that fails half-way releases it (calling it does too): no pool thread waits."""
+    import threading
+
+    from persist_hooks.backends import base
+
+    monkeypatch.setattr(base, "_PACE_PATIENCE", 60.0)
+    arr = _paced_array()
+    done = threading.Event()
+    crc = base.start_checksum(arr, then=lambda value: done.set(), paced=True)
+    crc.advance(base.PACE_PIECE)
+    crc.release()
+    assert done.wait(30)
+    crc.release()  # idempotent
+    assert crc() == checksum(arr)
+    again = base.start_checksum(arr, paced=True)
+    assert again() == checksum(arr)  # the call alone lets it finish
+
+
+@pytest.mark.parametrize("kind", ["fortran", "small", "not asked"])
+def test_checksums_that_are_not_paced_never_wait(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from persist_hooks.backends import base
+
+    monkeypatch.setattr(base, "_PACE_PATIENCE", 60.0)
+    if kind == "fortran":  # written in F order: the checksum's C order is not the writer's
+        arr = np.asfortranarray(_paced_array()[:-1].reshape(-1, 2))
+    elif kind == "small":
+        arr = np.arange(base.PACE_MIN_BYTES // 8 - 1, dtype="<f8")
+    else:
+        arr = _paced_array()
+    done = threading.Event()
+    crc = base.start_checksum(arr, then=lambda value: done.set(), paced=kind != "not asked")
+    assert done.wait(30)
+    assert crc() == checksum(arr)
+
+
+def _record_large_writes(monkeypatch: pytest.MonkeyPatch, fail_after: int | None = None) -> list[int]:
+    """Patch ``os.write``/``os.writev`` to record where each write of over 1 MB starts in its
+    file (and to fail with ENOSPC after ``fail_after`` of them)."""
+    import errno
+
+    starts: list[int] = []
+    real_write, real_writev = os.write, os.writev
+
+    def note(fd: int, nbytes: int) -> None:
+        if nbytes > 1 << 20:
+            if fail_after is not None and len(starts) >= fail_after:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            starts.append(os.lseek(fd, 0, os.SEEK_CUR))
+
+    def write(fd: int, data: Any) -> int:
+        note(fd, memoryview(data).nbytes)
+        return real_write(fd, data)
+
+    def writev(fd: int, buffers: Any) -> int:
+        note(fd, sum(memoryview(b).nbytes for b in buffers))
+        return real_writev(fd, buffers)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", writev)
+    return starts
+
+
+def test_a_large_array_is_written_in_pieces_that_end_on_piece_boundaries(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the header, each write starts at a multiple of PACE_PIECE in the file (writes off
+    the page boundary were slower), and the checksum recorded is the array's."""
+    from persist_hooks.backends import base
+
+    arr = _paced_array()
+    starts = _record_large_writes(monkeypatch)
+    entry = NpyBackend().write(root, "g1", {"a": arr})["a"]
+    monkeypatch.undo()
+    assert starts[0] == 0 and len(starts) == -(-(arr.nbytes + 128) // base.PACE_PIECE)
+    assert all(s % base.PACE_PIECE == 0 for s in starts)
+    assert entry["checksum"] == checksum(arr)
+    np.testing.assert_array_equal(np.load(root / entry["path"]), arr)
+
+
+def test_a_write_failing_half_way_leaves_no_paced_checksum_waiting(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from persist_hooks.backends import base
+
+    monkeypatch.setattr(base, "_PACE_PATIENCE", 600.0)  # a waiting checksum would hang the test
+    finished = threading.Event()
+    _record_large_writes(monkeypatch, fail_after=3)
+    with pytest.raises(OSError, match="No space left") as info:
+        NpyBackend().write(
+            root, "g1", {"a": _paced_array()}, on_entries=lambda entries: finished.set()
+        )
+    monkeypatch.undo()
+    assert finished.is_set()  # the write returned after its checksum and on_entries
+    assert info.value.filename == str(root / "g1_0.npy")
+    assert list(root.iterdir()) == []
+
+
 # ------------------------------------------------------------------ on_entries
 # (what every backend owes is in the conformance suite: BackendTests.test_*on_entries*)
 
@@ -446,9 +614,9 @@ def test_on_entries_runs_while_the_last_array_is_written(
     def on_entries(entries: dict[str, Any]) -> None:
         started.set()
 
-    def write_file(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+    def write_file(fd: int, header: bytes, arr: Any, fortran: bool, crc: Any = None) -> None:
         assert started.wait(10), "on_entries did not run during the write"
-        real(fd, header, arr, fortran)
+        real(fd, header, arr, fortran, crc)
 
     monkeypatch.setattr(npy, "_write_file", write_file)
     big = np.arange(1 << 18, dtype="<f8")
@@ -470,7 +638,7 @@ def test_a_failed_write_returns_only_after_on_entries_finished(
         time.sleep(0.2)
         finished.set()
 
-    def failing(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+    def failing(fd: int, header: bytes, arr: Any, fortran: bool, crc: Any = None) -> None:
         assert started.wait(10)
         raise OSError(28, "No space left on device")
 

@@ -547,7 +547,7 @@ def test_a_failed_write_puts_back_the_record_of_keys_without_a_block(
             staged.set()
             return pending
 
-        def failing_data(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+        def failing_data(fd: int, header: bytes, arr: Any, fortran: bool, crc: Any = None) -> None:
             assert staged.wait(10), "the item was not staged during the data write"
             raise OSError(28, "No space left on device")
 

@@ -42,10 +42,13 @@ __all__ = [
     "CHECKSUM_KEY",
     "DEFAULT_CHECKSUM",
     "MODIFIED_SUFFIX",
+    "PACE_MIN_BYTES",
+    "PACE_PIECE",
     "Backend",
     "Crc32",
     "EntryGatherer",
     "OnEntries",
+    "PendingChecksum",
     "WriterLockFactory",
     "checksum",
     "checksum_algorithm",
@@ -149,6 +152,20 @@ CHECKSUM_BLOCK_BYTES = 16 << 20
 """Bytes per block when a checksum is computed over a non-contiguous array."""
 _THREAD_MIN_BYTES = 1 << 20
 """Arrays at least this large are checksummed in a thread that overlaps the file write."""
+PACE_PIECE = 2 << 20
+"""Bytes per piece of a paced checksum (``start_checksum(paced=True)``): the writer
+reports its progress per piece, and the checksum keeps at most one piece ahead of the
+one being written, so the writer reads its source from the CPU cache."""
+PACE_MIN_BYTES = 32 << 20
+"""Arrays at least this large get a paced checksum when the writer asks for one."""
+_PACE_AHEAD = 2
+"""Pieces the paced checksum may be ahead of the writer's progress (the one being written
+and the next)."""
+_PACE_TAIL = 2
+"""Last pieces a paced checksum reads without waiting, to be done ~3 pieces (~1 ms)
+before the writer: time for ``then`` (staging an item's source took ~0.75 ms)."""
+_PACE_PATIENCE = 1.0
+"""Seconds a paced checksum waits for the writer's progress before it runs free."""
 
 
 def _crc32c(data: Any, value: int = 0) -> int:
@@ -258,8 +275,10 @@ def start_checksum(
     *,
     overlap: bool = True,
     then: Callable[[str | None], object] | None = None,
-) -> Callable[[], str | None]:
-    """Start computing :func:`checksum` of ``arr``; return a function that waits for the result.
+    paced: bool = False,
+) -> PendingChecksum:
+    """Start computing :func:`checksum` of ``arr``; return a :class:`PendingChecksum`: call it
+    to wait for the result.
 
     Large arrays are checksummed on a pool thread while the caller writes them
     (both CRC implementations release the GIL on large buffers, so with a free
@@ -276,6 +295,18 @@ def start_checksum(
     (a dask array, see :mod:`persist_hooks.backends.lazy`) gets no checksum
     (``None``): its bytes do not exist yet.
 
+    ``paced=True`` is for a caller that writes the array's bytes in C order from
+    its own memory, reporting its progress with :meth:`PendingChecksum.advance`.
+    A checksum of a C-contiguous array of at least :data:`PACE_MIN_BYTES` then
+    reads the array :data:`PACE_PIECE` bytes at a time, at most one piece ahead
+    of the one being written: the writer finds its source in the CPU cache,
+    where a checksum running free reads all of memory a second time while the
+    write copies it.  With a checksum 5x faster than the write, that contention
+    cost an 80 MB write ~8% (best of 25; ~0.97x the write without a
+    checksum when paced), 800 MB ~8-13% (0.88-0.97x).  The writer never waits
+    for the checksum; a checksum the writer leaves waiting longer than a second
+    runs free.
+
     ``then(checksum)``, if given, runs as soon as the checksum is known: on the
     pool thread, while the caller writes, for a large array; else at once.  It
     is how a backend hands its entries to :meth:`Backend.write`'s ``on_entries``
@@ -289,54 +320,148 @@ def start_checksum(
         >>> seen = []
         >>> start_checksum(np.zeros(1 << 18), then=seen.append)() == seen[0]
         True
+        >>> big = np.ones(PACE_MIN_BYTES // 8)
+        >>> crc = start_checksum(big, paced=True)
+        >>> for start in range(0, big.nbytes, PACE_PIECE):
+        ...     crc.advance(PACE_PIECE)  # the writer wrote another piece
+        >>> crc() == checksum(big)
+        True
     """
     from .lazy import lazy_source
 
     if lazy_source(arr) is not None:
         if then is not None:
             then(None)
-        return lambda: None
+        return PendingChecksum(None)
     if arr.nbytes < _THREAD_MIN_BYTES or not overlap:
         value = checksum(arr)
         if then is not None:
             then(value)
-        return lambda: value
-    job = _ChecksumJob(arr, then)
+        return PendingChecksum(value)
+    pace = paced and arr.flags.c_contiguous and arr.nbytes >= PACE_MIN_BYTES
+    job = _ChecksumJob(arr, then, pace)
     try:
         _checksum_pool().submit(job.run)
     except RuntimeError:  # no new threads: the interpreter is shutting down
+        job.release()
         job.run()
-    return job.result
+    return job
 
 
-class _ChecksumJob:
-    """One array's checksum (and what runs ``then``) on a pool thread; ``result()`` waits for it."""
+class PendingChecksum:
+    """The checksum of an array being written, from :func:`start_checksum`; call it for the value.
 
-    __slots__ = ("arr", "done", "then", "value")
+    The writer of a paced checksum reports its progress with :meth:`advance`
+    and lets the checksum run free with :meth:`release` when it stops writing
+    (calling the object does that too).  Both do nothing for a checksum that
+    is not paced, so a writer can call them whatever it got.
+
+    Example:
+        >>> done = PendingChecksum("crc32c:00000000")
+        >>> done.advance(1 << 20); done.release(); done()
+        'crc32c:00000000'
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self, value: str | None) -> None:
+        self._known = value
+
+    def __call__(self) -> str | None:
+        """Wait for the checksum (and the ``then`` of :func:`start_checksum`); return it."""
+        return self._known
+
+    def advance(self, nbytes: int) -> None:
+        """The writer wrote ``nbytes`` more of the array's bytes (in C order)."""
+
+    def release(self) -> None:
+        """The writer stopped writing (done, or failed): the checksum no longer keeps pace."""
+
+
+class _ChecksumJob(PendingChecksum):
+    """One array's checksum (and what runs ``then``) on a pool thread; calling it waits for it.
+
+    Paced, the pool thread takes a token from ``pace`` per piece: it starts with
+    :data:`_PACE_AHEAD` of them, and the writer's :meth:`advance` adds one per
+    piece written.  Tokens go through a ``SimpleQueue``: a put or get is one C
+    call, where ``threading.Semaphore`` runs a condition in Python code, and the
+    two threads would pass the GIL back and forth over it at every piece.
+    """
+
+    __slots__ = ("arr", "done", "granted", "pace", "pieces", "then", "value", "written")
 
     def __init__(
-        self, arr: np.ndarray[Any, Any], then: Callable[[str | None], object] | None
+        self,
+        arr: np.ndarray[Any, Any],
+        then: Callable[[str | None], object] | None,
+        paced: bool = False,
     ) -> None:
+        super().__init__(None)
         self.arr: np.ndarray[Any, Any] | None = arr
         self.then = then
         self.done = threading.Lock()  # held until the value is there: a one-shot event
         self.done.acquire()
         self.value: str | BaseException | None = None
+        self.pieces = -(-arr.nbytes // PACE_PIECE) if paced else 0
+        self.pace: queue.SimpleQueue[None] | None = None
+        if paced:
+            self.pace = queue.SimpleQueue()
+            for _ in range(_PACE_AHEAD):
+                self.pace.put(None)
+        self.written = 0  # the writer's progress, in bytes and in pieces granted
+        self.granted = 0
 
     def run(self) -> None:
         try:
             assert self.arr is not None
-            self.value = checksum(self.arr)
+            if self.pace is None:
+                self.value = checksum(self.arr)
+            else:
+                self.value = self._paced(self.arr, self.pace)
             if self.then is not None:
                 self.then(self.value)
-        except BaseException as exc:  # handed to the caller by result()
+        except BaseException as exc:  # handed to the caller by __call__
             self.value = exc
         finally:
             # the pool thread keeps no reference to the caller's array or work
             self.arr = self.then = None
             self.done.release()
 
-    def result(self) -> str | None:
+    @staticmethod
+    def _paced(arr: np.ndarray[Any, Any], pace: queue.SimpleQueue[None]) -> str:
+        crc = Crc32()
+        function, value = crc.function, 0
+        data = arr.reshape(-1).view(np.uint8).data  # C-contiguous: no copy
+        size = len(data)
+        waiting = True
+        # the last pieces run free: the checksum (and ``then``, which stages the item's
+        # source) is done while the writer still writes them, not after
+        free_from = size - _PACE_TAIL * PACE_PIECE
+        for start in range(0, size, PACE_PIECE):
+            if waiting and start < free_from:
+                try:
+                    pace.get(timeout=_PACE_PATIENCE)
+                except queue.Empty:
+                    waiting = False  # the writer stalls (or forgot to advance): run free
+            value = function(data[start : start + PACE_PIECE], value)
+        crc.value = value
+        return str(crc)
+
+    def advance(self, nbytes: int) -> None:
+        pace = self.pace
+        if pace is None:
+            return
+        self.written += nbytes
+        pieces = min(self.written // PACE_PIECE, self.pieces)
+        while self.granted < pieces:
+            pace.put(None)
+            self.granted += 1
+
+    def release(self) -> None:
+        self.advance(self.pieces * PACE_PIECE)
+
+    def __call__(self) -> str | None:
+        self.release()  # a writer waiting for the checksum writes no more
         with self.done:
             value = self.value
         if isinstance(value, BaseException):

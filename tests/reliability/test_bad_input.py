@@ -367,7 +367,7 @@ def test_disk_full_in_array_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     before = snapshot(root)
     real = npy._write_file
 
-    def failing(fd: int, header: bytes, arr: Any, fortran: bool) -> None:
+    def failing(fd: int, header: bytes, arr: Any, fortran: bool, crc: Any = None) -> None:
         os.write(fd, header + b"\0" * 1000)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
