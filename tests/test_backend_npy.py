@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from persist_hooks.backends import npy
-from persist_hooks.backends.base import checksum
+from persist_hooks.backends.base import PendingChecksum, checksum
 from persist_hooks.backends.npy import NpyBackend
 from persist_hooks.errors import BackendError, FormatError
 from persist_hooks.testing import BackendTests, assert_identical, sample_array
@@ -447,47 +448,47 @@ def _tokens_to_finish(nbytes: int) -> int:
     return waited - base._PACE_AHEAD
 
 
+def _start_paced(
+    monkeypatch: pytest.MonkeyPatch,
+    patience: float,
+    arr: np.ndarray[Any, Any] | None = None,
+    *,
+    paced: bool = True,
+) -> tuple[np.ndarray[Any, Any], PendingChecksum, threading.Event]:
+    """Start the checksum of ``arr`` (default: :func:`_paced_array`) with a ``then`` that sets
+    the returned event, the writer's patience set to ``patience`` seconds."""
+    from persist_hooks.backends import base
+
+    monkeypatch.setattr(base, "_PACE_PATIENCE", patience)
+    arr = _paced_array() if arr is None else arr
+    done = threading.Event()
+    crc = base.start_checksum(arr, then=lambda value: done.set(), paced=paced)
+    return arr, crc, done
+
+
 def test_a_paced_checksum_follows_the_writer_and_finishes_before_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """It waits for the writer's progress, and is done (``then`` too) a few pieces before
     the writer reports its last one."""
-    import threading
-
     from persist_hooks.backends import base
 
-    monkeypatch.setattr(base, "_PACE_PATIENCE", 60.0)
-    arr = _paced_array()
+    arr, crc, done = _start_paced(monkeypatch, 60.0)
     assert arr.nbytes >= base.PACE_MIN_BYTES
-    done = threading.Event()
-    values: list[str | None] = []
-
-    def then(value: str | None) -> None:
-        values.append(value)
-        done.set()
-
-    crc = base.start_checksum(arr, then=then, paced=True)
     needed = _tokens_to_finish(arr.nbytes)
     assert 0 < needed < arr.nbytes // base.PACE_PIECE
-    crc.advance(base.PACE_PIECE * (needed - 1) + base.PACE_PIECE - 1)  # one byte short
+    crc.advance(base.PACE_PIECE * needed - 1)  # one byte short
     # free-running, 40 MB took a few ms; paced, it waits for the last piece it lacks
     assert not done.wait(0.3)
     crc.advance(1)
     assert done.wait(30), "the checksum did not finish once the writer was far enough"
-    assert crc() == values[0] == checksum(arr)
+    assert crc() == checksum(arr)
 
 
 def test_a_paced_checksum_runs_free_when_the_writer_stalls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import threading
-
-    from persist_hooks.backends import base
-
-    monkeypatch.setattr(base, "_PACE_PATIENCE", 0.01)
-    arr = _paced_array()
-    done = threading.Event()
-    crc = base.start_checksum(arr, then=lambda value: done.set(), paced=True)
+    arr, crc, done = _start_paced(monkeypatch, 0.01)
     assert done.wait(30), "a checksum whose writer never reports must not wait forever"
     assert crc() == checksum(arr)
 
@@ -496,20 +497,15 @@ def test_a_paced_checksum_runs_free_once_the_writer_stops(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A writer that fails half-way releases it (calling it does too): no pool thread waits."""
-    import threading
-
     from persist_hooks.backends import base
 
-    monkeypatch.setattr(base, "_PACE_PATIENCE", 60.0)
-    arr = _paced_array()
-    done = threading.Event()
-    crc = base.start_checksum(arr, then=lambda value: done.set(), paced=True)
+    arr, crc, done = _start_paced(monkeypatch, 60.0)
     crc.advance(base.PACE_PIECE)
     crc.release()
     assert done.wait(30)
     crc.release()  # idempotent
     assert crc() == checksum(arr)
-    again = base.start_checksum(arr, paced=True)
+    _, again, _ = _start_paced(monkeypatch, 60.0, arr)
     assert again() == checksum(arr)  # the call alone lets it finish
 
 
@@ -517,19 +513,15 @@ def test_a_paced_checksum_runs_free_once_the_writer_stops(
 def test_checksums_that_are_not_paced_never_wait(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     from persist_hooks.backends import base
 
-    monkeypatch.setattr(base, "_PACE_PATIENCE", 60.0)
     if kind == "fortran":  # written in F order: the checksum's C order is not the writer's
         arr = np.asfortranarray(_paced_array()[:-1].reshape(-1, 2))
     elif kind == "small":
         arr = np.arange(base.PACE_MIN_BYTES // 8 - 1, dtype="<f8")
     else:
         arr = _paced_array()
-    done = threading.Event()
-    crc = base.start_checksum(arr, then=lambda value: done.set(), paced=kind != "not asked")
+    arr, crc, done = _start_paced(monkeypatch, 60.0, arr, paced=kind != "not asked")
     assert done.wait(30)
     assert crc() == checksum(arr)
 
@@ -581,8 +573,6 @@ def test_a_large_array_is_written_in_pieces_that_end_on_piece_boundaries(
 def test_a_write_failing_half_way_leaves_no_paced_checksum_waiting(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     from persist_hooks.backends import base
 
     monkeypatch.setattr(base, "_PACE_PATIENCE", 600.0)  # a waiting checksum would hang the test
