@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from persist_hooks.backends import npy
 from persist_hooks.backends.base import PendingChecksum, checksum
-from persist_hooks.backends.npy import NpyBackend
+from persist_hooks.backends.npy import NpyBackend, ReadOnlyMemmap
 from persist_hooks.errors import BackendError, FormatError
 from persist_hooks.testing import BackendTests, assert_identical, sample_array
 
@@ -189,13 +190,73 @@ def test_read_modes(root: Path) -> None:
     b = NpyBackend()
     entries = b.write(root, "g1", {"a": np.arange(4), "z": np.zeros((0, 3)), "s": np.array(2.0)})
     a = b.open(root, entries["a"])
-    assert type(a) is np.memmap and not a.flags.writeable
+    assert type(a) is ReadOnlyMemmap and isinstance(a, np.memmap) and not a.flags.writeable
     z = b.open(root, entries["z"])
-    assert z.shape == (0, 3) and not z.flags.writeable
+    assert z.shape == (0, 3) and not z.flags.writeable and isinstance(z, ReadOnlyMemmap)
     s = b.open(root, entries["s"])
     assert s.shape == () and float(s) == 2.0
     with pytest.raises(ValueError, match="mode"):
         b.open(root, entries["a"], mode="w")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [np.arange(12.0).reshape(4, 3), np.zeros((0, 3)), np.array([{"a": 1}, None], dtype=object)],
+    ids=["mapped", "empty", "objects"],
+)
+def test_arrays_read_in_mode_r_refuse_writes_as_a_read_only_proxy(
+    root: Path, value: np.ndarray[Any, Any]
+) -> None:
+    """What the DataSet contract says of an ``r`` DataSet's arrays: every write through one
+    raises ReadOnlyError (a ValueError, as numpy's own refusal), and nothing changes."""
+    from persist_hooks.errors import ReadOnlyError
+
+    if value.dtype.hasobject:  # no backend writes these; an older or hand-made file may hold them
+        np.save(root / "g1_0.npy", value, allow_pickle=True)
+        entry: dict[str, Any] = {"path": "g1_0.npy", "shape": [2], "dtype": "|O"}
+    else:
+        entry = NpyBackend().write(root, "g1", {"a": value})["a"]
+    m = NpyBackend().open(root, entry)
+    before = (root / entry["path"]).read_bytes()
+    assert m.read_only and isinstance(m, np.memmap)
+    writes = [
+        lambda: m.__setitem__(0, 1.0),
+        lambda: m.__setitem__(..., 1.0),
+        lambda: m.append(value[:1]),
+        lambda: m.resize(9),
+        lambda: m.attrs.__setitem__("units", "m"),
+    ]
+    if m.size:
+        writes.append(lambda: m[1:].__setitem__(0, 1.0))  # a view of the map is one too
+    for attempt in writes:
+        with pytest.raises(ReadOnlyError, match=r"read-only.*mode='a'") as info:
+            attempt()
+        assert isinstance(info.value, ValueError)
+    assert (root / entry["path"]).read_bytes() == before
+
+
+def test_an_array_read_in_mode_r_is_a_numpy_memmap_in_every_other_way(root: Path) -> None:
+    ref = np.arange(12.0).reshape(4, 3)
+    entry = NpyBackend().write(root, "g1", {"a": ref})["a"]
+    npy.NpyDriver(root / entry["path"], entry["path"]).set_attrs({"units": "m"})
+    m = NpyBackend().open(root, entry)
+    assert dict(m.attrs) == {"units": "m"}
+    assert_identical(np.asarray(m), ref)
+    view = m[1:, ::2]
+    assert type(view) is ReadOnlyMemmap and view.base_map is m.base_map and view.read_only
+    assert dict(view.attrs) == {"units": "m"}
+    for result in (m + 1, m[[0, 2]], np.sqrt(m), np.array(m)):
+        assert type(result) is np.ndarray and result.flags.writeable  # plain, as memmap's
+        result[0] = -1.0
+    copied = m.copy()  # a memmap's copy is a memmap of nothing; writable
+    copied[0] = -1.0
+    assert copied.base_map is None and m[0, 0] == 0.0
+    assert type(m.sum()) is np.float64 and m.sum() == ref.sum()
+    assert len(m) == 4 and [row.tolist() for row in m] == ref.tolist()
+    clone = pickle.loads(pickle.dumps(m))  # a copy in memory, as numpy pickles a memmap
+    assert_identical(np.asarray(clone), ref)
+    clone[0, 0] = 5.0
+    assert m[0, 0] == 0.0
 
 
 def test_pickled_object_files(root: Path) -> None:

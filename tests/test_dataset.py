@@ -146,6 +146,32 @@ def test_read_only(tmp_path: Path) -> None:
     assert snapshot(tmp_path / "mydata") == before
 
 
+@pytest.mark.parametrize("backend", persist_hooks.backends())
+def test_arrays_of_a_read_only_dataset_refuse_writes(tmp_path: Path, backend: str) -> None:
+    """DESIGN: writes through a proxy of an ``r`` DataSet raise ReadOnlyError, on every
+    backend, for arrays alone and inside containers; the stored data stays as it was."""
+    big = np.arange(300.0)
+    w = DataSet("mydata", "w", path=tmp_path, backend=backend)
+    w.x = big
+    w.pair = [big, big * 2]
+    before = snapshot(tmp_path / "mydata")
+    r = DataSet("mydata", "r", path=tmp_path)
+    for p in (r.x, *r.pair):
+        assert p.shape == (300,) and p.dtype == np.float64 and len(p) == 300
+        assert p.read_only
+        attempts: list[tuple[Any, tuple[Any, ...]]] = [
+            (p.__setitem__, (0, 1.0)),
+            (p.__setitem__, (slice(290, 310), 1.0)),  # past the end: would grow
+            (p.append, (np.ones(3),)),
+            (p.attrs.__setitem__, ("units", "m")),
+        ]
+        for method, args in attempts:
+            with pytest.raises(ReadOnlyError, match="read-only"):
+                method(*args)
+    np.testing.assert_array_equal(np.asarray(r.pair[1]), big * 2)
+    assert snapshot(tmp_path / "mydata") == before
+
+
 def test_newer_format_refused(tmp_path: Path) -> None:
     DataSet("mydata", "w", path=tmp_path)
     (tmp_path / "mydata" / MARKER).write_text("persist_hooks DataSet format 9\n")

@@ -577,7 +577,7 @@ def test_dataset_written_by_the_dataset_class_in_another_process(tree: Path) -> 
     )
     assert result == {
         "info": {"x": "list with an array", "y": None, "b": {"units": "m"}},
-        "x0": ["memmap", [0.0, 1.0, 2.0]],
+        "x0": ["ReadOnlyMemmap", [0.0, 1.0, 2.0]],
         "x1": {"a": 1},
         "y": "small",
         "dir": ["x", "y"],

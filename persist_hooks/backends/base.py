@@ -1164,7 +1164,7 @@ class Backend(abc.ABC):
             >>> root = Path(tempfile.mkdtemp()); b = NpyBackend()
             >>> e = b.write(root, "g1", {"a": np.arange(3.0)})["a"]
             >>> b.open(root, e)
-            memmap([0., 1., 2.])
+            ReadOnlyMemmap([0., 1., 2.])
         """
 
     @abc.abstractmethod

@@ -55,7 +55,7 @@ import math
 import operator
 import os
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal
@@ -63,7 +63,7 @@ from typing import IO, Any, ClassVar, Literal
 import numpy as np
 import numpy.lib.format as npformat
 
-from ..errors import BackendError, FormatError
+from ..errors import BackendError, FormatError, ReadOnlyError
 from ..hookspecs import hookimpl
 from .base import (
     PACE_MIN_BYTES,
@@ -89,7 +89,7 @@ from .base import (
 )
 from .proxy import ArrayDriver, ArrayProxy
 
-__all__ = ["NpyBackend", "NpyDriver", "persist_hooks_backends"]
+__all__ = ["NpyBackend", "NpyDriver", "ReadOnlyMemmap", "persist_hooks_backends"]
 
 MAGIC = b"\x93NUMPY"
 GROWTH_DIGITS = 21
@@ -625,6 +625,137 @@ def _entry_maker(rel: str, arr: np.ndarray[Any, Any]) -> Callable[[str | None], 
     return lambda crc: make_entry(rel, arr, checksum=crc)
 
 
+# --------------------------------------------------------------------------- read-only maps
+
+
+class ReadOnlyMemmap(np.memmap):
+    """An npy array read in mode ``"r"``: a read-only ``numpy.memmap`` with the proxy's write API.
+
+    It is a ``numpy.memmap`` in every way (slices are maps too, arithmetic gives
+    plain arrays), and it answers what a read-only :class:`ArrayProxy` answers:
+    assigning to it, :meth:`append` and :meth:`resize` raise
+    :class:`persist_hooks.ReadOnlyError` (a ``ValueError``, as numpy's own refusal
+    is), :attr:`attrs` reads the array's attributes, :attr:`read_only` is true.
+    An array numpy cannot map (of Python objects) is read into memory, read-only.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
+        >>> m = b.open(root, b.write(root, "g1", {"a": np.arange(3.0)})["a"])
+        >>> isinstance(m, np.memmap), m.read_only, (m + 1).tolist(), type(m[1:]).__name__
+        (True, True, [1.0, 2.0, 3.0], 'ReadOnlyMemmap')
+        >>> m[0] = 5.0
+        Traceback (most recent call last):
+        ...
+        persist_hooks.errors.ReadOnlyError: .../g1_0.npy is read-only: its DataSet was opened with mode 'r'; to write, open it writable: DataSet(name, 'a', ...) or backend.open(root, entry, mode='a')
+    """
+
+    _npy_path: Path | None
+    _npy_rel: str
+
+    @classmethod
+    def _of(cls, arr: np.ndarray[Any, Any], path: Path, relative: str) -> ReadOnlyMemmap:
+        """``arr`` (a ``numpy.memmap`` of ``path``, or an array read from it) as one, read-only."""
+        out = arr.view(cls)
+        out.flags.writeable = False
+        out._npy_path, out._npy_rel = path, relative
+        return out
+
+    def __array_finalize__(self, obj: Any) -> None:
+        super().__array_finalize__(obj)
+        view = obj is not None and np.may_share_memory(self, obj)  # not a copy
+        self._npy_path = getattr(obj, "_npy_path", None) if view else None
+        self._npy_rel = getattr(obj, "_npy_rel", "")
+
+    def __array_wrap__(
+        self, arr: Any, context: Any = None, return_scalar: bool = False
+    ) -> Any:
+        # numpy.memmap turns ufunc results into plain arrays only for its own class
+        arr = super().__array_wrap__(arr, context)
+        if arr is self:
+            return arr
+        if return_scalar:
+            return arr[()]
+        return arr.view(np.ndarray)
+
+    def __getitem__(self, key: Any) -> Any:
+        out = super().__getitem__(key)
+        if isinstance(out, ReadOnlyMemmap) and out._npy_path is None and out is not self:
+            return out.view(np.ndarray)  # a copy (fancy indexing): a plain array, as memmap's
+        return out
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not self.flags.writeable:
+            self._refuse()
+        super().__setitem__(key, value)
+
+    def _refuse(self) -> None:
+        what = self._npy_path if self._npy_path is not None else "this array"
+        raise ReadOnlyError(
+            f"{what} is read-only: its DataSet was opened with mode 'r'; to write, open it "
+            "writable: DataSet(name, 'a', ...) or backend.open(root, entry, mode='a')"
+        )
+
+    @property
+    def base_map(self) -> Any:
+        """The ``mmap`` this array views (``None`` for a copy, or an array read into memory)."""
+        return getattr(self, "_mmap", None)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes raise :class:`persist_hooks.ReadOnlyError` (as for a proxy)."""
+        return not self.flags.writeable
+
+    @property
+    def attrs(self) -> MutableMapping[str, Any]:
+        """The array's attributes (read each time); writes raise :class:`persist_hooks.ReadOnlyError`."""
+        if self._npy_path is None:
+            raise AttributeError("attrs: this array is not a view of a stored npy array")
+        return _ReadOnlyAttrs(self)
+
+    def append(self, rows: Any) -> None:
+        """Refused: the DataSet was opened read-only (:class:`persist_hooks.ReadOnlyError`)."""
+        self._refuse()
+
+    def resize(self, *shape: Any, refcheck: bool = True) -> None:
+        """Refused while read-only (:class:`persist_hooks.ReadOnlyError`); else ``ndarray.resize``."""
+        if not self.flags.writeable:
+            self._refuse()
+        super().resize(*shape, refcheck=refcheck)
+
+
+class _ReadOnlyAttrs(MutableMapping[str, Any]):
+    """``attrs`` of a :class:`ReadOnlyMemmap`: its sidecar's attributes; every change refused."""
+
+    __slots__ = ("_array",)
+
+    def __init__(self, array: ReadOnlyMemmap) -> None:
+        self._array = array
+
+    def _read(self) -> dict[str, Any]:
+        array = self._array
+        assert array._npy_path is not None
+        return NpyDriver(array._npy_path, array._npy_rel).get_attrs()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._array._refuse()
+
+    def __delitem__(self, key: str) -> None:
+        self._array._refuse()
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyAttrs({self._read()!r})"
+
+
 # --------------------------------------------------------------------------- the backend
 
 
@@ -636,7 +767,7 @@ class NpyBackend(Backend):
         >>> root = pathlib.Path(tempfile.mkdtemp()); b = NpyBackend()
         >>> e = b.write(root, "g1", {"a": np.eye(2)})["a"]
         >>> type(b.open(root, e)).__name__, type(b.open(root, e, mode="a")).__name__
-        ('memmap', 'ArrayProxy')
+        ('ReadOnlyMemmap', 'ArrayProxy')
     """
 
     name: ClassVar[str] = "npy"
@@ -762,7 +893,7 @@ class NpyBackend(Backend):
                     raise BackendError(
                         f"{path}: holds pickled Python objects; it cannot be opened writable"
                     )
-                return np.load(path, allow_pickle=True)
+                return ReadOnlyMemmap._of(np.load(path, allow_pickle=True), path, str(rel))
             _check_complete(header, size, path)
             if mode == "a":
                 driver = NpyDriver(path, str(rel), durable=durable)
@@ -771,11 +902,11 @@ class NpyBackend(Backend):
                     writer_lock=writer_lock,
                     modified_marker=modified_marker(Path(root), entry),
                 )
-            if header.nbytes == 0:
+            if header.nbytes == 0:  # nothing to map
                 empty = np.empty(header.shape, header.dtype, order=header.order())
-                empty.flags.writeable = False
-                return empty
-            return np.memmap(fh, header.dtype, "r", header.offset, header.shape, header.order())
+                return ReadOnlyMemmap._of(empty, path, str(rel))
+            mm = np.memmap(fh, header.dtype, "r", header.offset, header.shape, header.order())
+            return ReadOnlyMemmap._of(mm, path, str(rel))
 
     def delete(self, root: Path, entries: Iterable[Mapping[str, Any]]) -> None:
         """Remove each entry's ``.npy`` file and its attribute sidecar; missing ones are ignored.
