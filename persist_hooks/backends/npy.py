@@ -686,9 +686,11 @@ class ReadOnlyMemmap(np.memmap):
         return out
 
     def __array_finalize__(self, obj: Any) -> None:
-        super().__array_finalize__(obj)
-        view = obj is not None and np.may_share_memory(self, obj)  # not a copy
-        self._npy_path = getattr(obj, "_npy_path", None) if view else None
+        super().__array_finalize__(obj)  # keeps the map of a view (numpy checks it shares)
+        path = getattr(obj, "_npy_path", None)
+        if path is not None and self._mmap is None and not np.may_share_memory(self, obj):
+            path = None  # a copy
+        self._npy_path = path
         self._npy_rel = getattr(obj, "_npy_rel", "")
 
     def __array_wrap__(
