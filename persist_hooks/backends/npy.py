@@ -656,7 +656,8 @@ class ReadOnlyMemmap(np.memmap):
 
     @classmethod
     def _of(cls, arr: np.ndarray[Any, Any], path: Path, relative: str) -> ReadOnlyMemmap:
-        """``arr`` (a ``numpy.memmap`` of ``path``, or an array read from it) as one, read-only."""
+        """``arr``, read from ``path`` into memory (nothing to map: empty, or Python objects),
+        as one, read-only; mapped arrays are made by :meth:`_map`."""
         out = arr.view(cls)
         out.flags.writeable = False
         out._npy_path, out._npy_rel = path, relative
